@@ -1,0 +1,208 @@
+"""Feature taps: record a module's output (or input) by a forward hook.
+
+A tap is declared in a config by module path, e.g. ``'student.backbone.layer4'``
+(the module's output) or ``dict(path='teacher.backbone.layer4.1.relu',
+io='input', call=1)`` (the *input* of the second call of a shared ReLU: the
+pre-activation residual sum of the last block of mmpretrain's ResNet stage).
+The models themselves are never edited.
+"""
+import difflib
+from typing import Any, Dict, List, Optional, Union
+
+import torch
+from torch import nn
+
+TapCfg = Union[str, Dict[str, Any]]
+
+
+class StopForward(Exception):
+    """Raised by a hook once every tap of a model has been recorded.
+
+    The distiller catches it, so the teacher runs only as far as its taps
+    need (e.g. backbone + neck of a detector).
+    """
+
+
+class FeatureTap:
+    """One recorded tensor, taken from a module of the student or the teacher.
+
+    Args:
+        name (str): The tap's name, used by connectors and losses.
+        path (str): ``'<model>.<module path>'`` with ``<model>`` one of
+            ``student`` or ``teacher``.
+        io (str): ``'output'`` (default) or ``'input'`` (the first positional
+            input; use it for pre-activation features).
+        call (int, optional): Which call of the module to record when it runs
+            more than once per forward (0-based; negative counts from the
+            end). ``None`` (default) requires exactly one call and raises an
+            error naming the count otherwise.
+        index (int, optional): Pick one element when the module returns a
+            tuple/list (e.g. ``index=-1`` of an mmpretrain backbone).
+    """
+
+    def __init__(self,
+                 name: str,
+                 path: str,
+                 io: str = 'output',
+                 call: Optional[int] = None,
+                 index: Optional[int] = None) -> None:
+        if io not in ('output', 'input'):
+            raise ValueError(
+                f"tap '{name}': io must be 'output' or 'input', got {io!r}")
+        model, _, module_path = path.partition('.')
+        if model not in ('student', 'teacher') or not module_path:
+            raise ValueError(
+                f"tap '{name}': path {path!r} must start with 'student.' or "
+                "'teacher.' followed by a module path, e.g. "
+                "'student.backbone.layer4'")
+        self.name = name
+        self.path = path
+        self.model = model
+        self.module_path = module_path
+        self.io = io
+        self.call = call
+        self.index = index
+        self.calls: List[torch.Tensor] = []
+
+    @classmethod
+    def from_cfg(cls, name: str, cfg: TapCfg) -> 'FeatureTap':
+        """Build a tap from ``'path'`` or ``dict(path=..., io=..., ...)``."""
+        if isinstance(cfg, str):
+            return cls(name, cfg)
+        cfg = dict(cfg)
+        unknown = set(cfg) - {'path', 'io', 'call', 'index'}
+        if 'path' not in cfg or unknown:
+            raise ValueError(
+                f"tap '{name}': expected a module path string or a dict with "
+                f"keys path[, io, call, index], got {cfg!r}")
+        return cls(name, **cfg)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the wanted call has been seen (never, for negative calls)."""
+        want = 0 if self.call is None else self.call
+        return want >= 0 and len(self.calls) > want
+
+    def reset(self) -> None:
+        self.calls = []
+
+    def record(self, value: Any, module: nn.Module) -> None:
+        if self.index is not None:
+            if not isinstance(value, (tuple, list)):
+                raise TypeError(
+                    f"tap '{self.name}' ({self.path}) has index="
+                    f'{self.index}, but the module returned a '
+                    f'{type(value).__name__}, not a tuple/list')
+            value = value[self.index]
+        if not torch.is_tensor(value):
+            raise TypeError(
+                f"tap '{self.name}' ({self.path}) recorded a "
+                f'{type(value).__name__}; taps must give tensors. Use '
+                "index=... to pick one element of a tuple/list output, or "
+                'tap a sub-module.')
+        if self.io == 'input' and getattr(module, 'inplace', False):
+            # An in-place module (e.g. ReLU(inplace=True)) would overwrite
+            # the recorded input right after the hook.
+            value = value.clone()
+        self.calls.append(value)
+
+    def get(self) -> torch.Tensor:
+        """The recorded tensor of the wanted call."""
+        n = len(self.calls)
+        if self.call is None:
+            if n != 1:
+                raise RuntimeError(
+                    f"tap '{self.name}' ({self.path}): the module ran {n} "
+                    'times in one forward; set call=<index> (0-based, -1 for '
+                    'the last) to say which call to record')
+            return self.calls[0]
+        if not -n <= self.call < n:
+            raise RuntimeError(
+                f"tap '{self.name}' ({self.path}) wants call {self.call}, "
+                f'but the module ran {n} times in this forward')
+        return self.calls[self.call]
+
+
+def get_submodule(root: nn.Module, model_name: str, path: str,
+                  tap_name: str) -> nn.Module:
+    """Resolve ``path`` in ``root``, suggesting close names if it is wrong."""
+    try:
+        return root.get_submodule(path)
+    except AttributeError:
+        names = [n for n, _ in root.named_modules() if n]
+        close = difflib.get_close_matches(path, names, n=5, cutoff=0.5)
+        hint = (f' Did you mean: {", ".join(close)}?' if close else
+                f' Its top-level modules are: '
+                f'{", ".join(n for n, _ in root.named_children())}.')
+        raise ValueError(
+            f"tap '{tap_name}': the {model_name} has no module "
+            f"'{path}'.{hint}") from None
+
+
+class TapRecorder:
+    """Registers forward hooks for a set of taps on one model.
+
+    Args:
+        model (nn.Module): The model whose modules are tapped.
+        taps (list[FeatureTap]): Its taps.
+        stop_when_complete (bool): Raise :class:`StopForward` as soon as
+            every tap has what it wants (used for the frozen teacher).
+    """
+
+    def __init__(self,
+                 model: nn.Module,
+                 taps: List[FeatureTap],
+                 stop_when_complete: bool = False) -> None:
+        self.taps = taps
+        self.active = False
+        self.stop_when_complete = stop_when_complete and all(
+            t.call is None or t.call >= 0 for t in taps)
+        self._handles = []
+        for tap in taps:
+            module = get_submodule(model, tap.model, tap.module_path, tap.name)
+            if tap.io == 'output':
+                handle = module.register_forward_hook(
+                    self._make_output_hook(tap))
+            else:
+                handle = module.register_forward_pre_hook(
+                    self._make_input_hook(tap))
+            self._handles.append(handle)
+
+    def _after_record(self) -> None:
+        if self.stop_when_complete and all(t.complete for t in self.taps):
+            raise StopForward
+
+    def _make_output_hook(self, tap: FeatureTap):
+
+        def hook(module, args, output):
+            if self.active:
+                tap.record(output, module)
+                self._after_record()
+
+        return hook
+
+    def _make_input_hook(self, tap: FeatureTap):
+
+        def hook(module, args):
+            if self.active:
+                if not args:
+                    raise RuntimeError(
+                        f"tap '{tap.name}' ({tap.path}) wants the module's "
+                        'input, but it was called without positional args')
+                tap.record(args[0], module)
+                self._after_record()
+
+        return hook
+
+    def start(self) -> None:
+        for tap in self.taps:
+            tap.reset()
+        self.active = True
+
+    def stop(self) -> None:
+        self.active = False
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
