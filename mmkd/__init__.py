@@ -22,5 +22,10 @@ _check_version('mmcv', mmcv.__version__, MMCV_MIN, MMCV_MAX)
 _check_version('mmengine', mmengine.__version__, MMENGINE_MIN, MMENGINE_MAX)
 
 from . import engine, models  # noqa: E402,F401  (registers all modules)
+from .utils import allow_mmengine_checkpoint_globals  # noqa: E402
+
+# Importing mmkd (e.g. through custom_imports) lets Runner(resume=True) load
+# MMEngine checkpoints under torch>=2.6's weights_only default.
+allow_mmengine_checkpoint_globals()
 
 __all__ = ['__version__']

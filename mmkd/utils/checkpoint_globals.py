@@ -1,0 +1,50 @@
+"""Let ``torch.load(weights_only=True)`` read MMEngine's own checkpoints.
+
+torch >= 2.6 loads with ``weights_only=True`` by default. An MMEngine
+checkpoint also holds the message hub (``HistoryBuffer`` objects), numpy
+scalars and arrays in ``message_hub``/``meta``, so ``Runner(resume=True)``
+fails with ``Unsupported global: ...HistoryBuffer``. Rather than switching
+the safety off for every file, this allow-lists exactly the globals MMEngine
+writes.
+"""
+import numpy as np
+import torch
+
+
+def _numpy_globals() -> list:
+    # numpy 2 moved numpy.core to numpy._core; pickles name either.
+    import importlib
+    found = [np.ndarray, np.dtype]
+    for mod_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
+            continue
+        found += [getattr(mod, n) for n in ('_reconstruct', 'scalar')
+                  if hasattr(mod, n)]
+    # dtype classes (numpy.dtypes.Float64DType, ...) used when pickling dtypes
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        found += [
+            getattr(dtypes, n) for n in dir(dtypes) if n.endswith('DType')
+        ]
+    return found
+
+
+def allow_mmengine_checkpoint_globals() -> None:
+    """Allow-list the globals of MMEngine checkpoints for ``torch.load``."""
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is None:  # torch < 2.4 loads without weights_only by default
+        return
+    from mmengine.logging.history_buffer import HistoryBuffer
+    safe = [HistoryBuffer] + _numpy_globals()
+    # The numpy functions are pickled under their module path; register
+    # them under both the old and the new numpy module names.
+    entries = []
+    for obj in safe:
+        entries.append(obj)
+        module = getattr(obj, '__module__', '')
+        name = getattr(obj, '__name__', None)
+        if name and module.startswith('numpy._core'):
+            entries.append((obj, f"{module.replace('numpy._core', 'numpy.core')}.{name}"))
+    add(entries)

@@ -1,0 +1,80 @@
+"""Process set-up shared by the tools: warnings, checkpoints, CPU launch."""
+import os
+import warnings
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from .checkpoint_globals import allow_mmengine_checkpoint_globals
+
+#: Known, harmless warnings of the OpenMMLab stack that flood the logs.
+_KNOWN_WARNINGS = (
+    r'.*pkg_resources is deprecated.*',
+    r'.*``build_loss`` would be deprecated.*',
+    r'.*Fail to import ``MultiScaleDeformableAttention``.*',
+    r'.*On January 1, 2023, MMCV will release v2.0.0.*',
+    r'.*The `clip_grad` in optimizer.*',
+    r'.*torch.meshgrid: in an upcoming release.*',
+    r'.*Importing from timm.models.layers is deprecated.*',
+    r'.*TypedStorage is deprecated.*',
+    r'.*`torch.cuda.amp.*` is deprecated.*',
+    r'.*`torch.cpu.amp.*` is deprecated.*',
+    r'.*Deprecated call to `pkg_resources.declare_namespace.*',
+)
+
+
+def filter_known_warnings() -> None:
+    """Silence the known, harmless warnings so training progress shows."""
+    for pattern in _KNOWN_WARNINGS:
+        warnings.filterwarnings('ignore', message=pattern)
+    warnings.filterwarnings('ignore', category=DeprecationWarning)
+
+
+def replace_sync_bn(cfg: Any) -> Any:
+    """Copy of a config with every ``SyncBN`` norm replaced by ``BN``."""
+    if isinstance(cfg, dict):
+        out = {k: replace_sync_bn(v) for k, v in cfg.items()}
+        if out.get('type') in ('SyncBN', 'MMSyncBN'):
+            out['type'] = 'BN'
+        return type(cfg)(out) if not isinstance(cfg, Config) else out
+    if isinstance(cfg, (list, tuple)):
+        return type(cfg)(replace_sync_bn(v) for v in cfg)
+    return cfg
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Make MMEngine's ``pytorch`` launcher work on machines without CUDA.
+
+    MMEngine calls ``torch.cuda.set_device(LOCAL_RANK)`` and wraps the model
+    with ``device_ids=[LOCAL_RANK]``; both fail on CPU. Here the process group
+    is initialised with gloo before the Runner is built (the Runner then skips
+    its own init), DDP gets ``device_ids=None`` and SyncBN (which refuses CPU
+    tensors under gloo) becomes BN.
+    """
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    model = replace_sync_bn(cfg.model.to_dict() if hasattr(
+        cfg.model, 'to_dict') else cfg.model)
+    if model != cfg.model:
+        print_log(
+            'No CUDA: SyncBN layers of the model are built as BN for this '
+            'CPU (gloo) run.',
+            logger='current')
+    cfg.model = model
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+
+def setup_process(cfg: Config) -> None:
+    """Everything a tool does before building the Runner."""
+    filter_known_warnings()
+    allow_mmengine_checkpoint_globals()
+    setup_cpu_distributed(cfg)
