@@ -1,1 +1,3 @@
-__all__ = []
+from .distill_loss_warmup_hook import DistillLossWarmupHook
+
+__all__ = ['DistillLossWarmupHook']

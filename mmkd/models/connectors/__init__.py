@@ -1,1 +1,6 @@
-__all__ = []
+from .abf import ABF
+from .review_connector import ReviewKDConnector
+from .conv_connector import ConvConnector
+from .bifpn import BiFPN
+from .bifpnc import BiFPNc
+__all__ = ['ABF', 'ReviewKDConnector', 'ConvConnector', 'BiFPN', 'BiFPNc']

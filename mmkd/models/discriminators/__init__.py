@@ -1,1 +1,4 @@
-__all__ = []
+from .self_attention import SAGANSelfAttention
+from .skd_discriminator import SKDDiscriminator
+
+__all__ = ['SAGANSelfAttention', 'SKDDiscriminator']

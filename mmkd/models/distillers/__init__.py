@@ -1,4 +1,5 @@
 from .distiller import Distiller
-from .feature_tap import FeatureTap, StopForward, TapRecorder
+from .feature_tap import FeatureTap, StopForward, TapError, TapRecorder
 
-__all__ = ['Distiller', 'FeatureTap', 'StopForward', 'TapRecorder']
+__all__ = ['Distiller', 'FeatureTap', 'StopForward', 'TapError',
+    'TapRecorder']

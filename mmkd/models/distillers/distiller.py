@@ -11,7 +11,7 @@ from torch import nn
 from mmkd.registry import MODELS
 from ..utils import (GROUND_TRUTH_KEYS, build_task_model, build_teacher,
                      get_ground_truth)
-from .feature_tap import FeatureTap, StopForward, TapRecorder
+from .feature_tap import FeatureTap, StopForward, TapError, TapRecorder
 
 Source = Union[str, Sequence[str]]
 
@@ -112,8 +112,8 @@ class Distiller(BaseModel):
         self._student_recorder = TapRecorder(
             self.student, [t for t in taps.values() if t.model == 'student'])
         self._teacher_recorder = TapRecorder(
-            self.teacher, [t for t in taps.values() if t.model == 'teacher'],
-            stop_when_complete=True) if self.teacher is not None else None
+            self.teacher, [t for t in taps.values() if t.model == 'teacher']
+        ) if self.teacher is not None else None
 
         self.connector_cfgs: Dict[str, dict] = {}
         for name, cfg in (connectors or {}).items():  # may use earlier ones
@@ -210,6 +210,8 @@ class Distiller(BaseModel):
         try:
             values = self._record(inputs, None, student_mode='tensor',
                                   probe=True)[0]
+        except TapError:
+            raise
         except Exception as e:
             raise RuntimeError(
                 f'mmkd could not run a dummy input {tuple(inputs.shape)} '
@@ -300,6 +302,30 @@ class Distiller(BaseModel):
         values[name] = connector(self._resolve(cfg['inputs'], values),
                                  **kwargs)
 
+    @staticmethod
+    def _run_tapped(recorder: TapRecorder, forward, early_stop: bool,
+                    probe: bool):
+        """Run ``forward()`` with the recorder on.
+
+        With ``early_stop`` the forward ends once every tap is recorded. In
+        the probe the models run to the end (so a tap on a module called
+        more than once is detected), and an error raised after every tap was
+        recorded (e.g. a detector's RPN asking for image metas that a dummy
+        input has not) is ignored.
+        """
+        recorder.stop_when_complete = early_stop
+        recorder.start()
+        try:
+            return forward()
+        except StopForward:
+            return None
+        except Exception:
+            if probe and recorder.complete:
+                return None
+            raise
+        finally:
+            recorder.stop()
+
     def _record(self,
                 inputs: torch.Tensor,
                 data_samples: Optional[list],
@@ -308,26 +334,17 @@ class Distiller(BaseModel):
         """Run teacher then student with the taps on; return the tap values
         and the student's output."""
         if self.teacher is not None and self._teacher_recorder.taps:
-            recorder = self._teacher_recorder
-            recorder.start()
-            try:
-                with torch.no_grad():
-                    self.teacher(inputs, data_samples, mode='tensor')
-            except StopForward:
-                pass
-            finally:
-                recorder.stop()
-        recorder = self._student_recorder
-        recorder.stop_when_complete = probe
-        recorder.start()
-        out = None
-        try:
-            out = self.student(inputs, data_samples, mode=student_mode)
-        except StopForward:
-            pass
-        finally:
-            recorder.stop()
-            recorder.stop_when_complete = False
+            with torch.no_grad():
+                self._run_tapped(
+                    self._teacher_recorder,
+                    lambda: self.teacher(inputs, data_samples, mode='tensor'),
+                    early_stop=not probe,
+                    probe=probe)
+        out = self._run_tapped(
+            self._student_recorder,
+            lambda: self.student(inputs, data_samples, mode=student_mode),
+            early_stop=False,
+            probe=probe)
         return {name: tap.get() for name, tap in self.taps.items()}, out
 
     def compute_distill_losses(self, values: Dict[str, Any],

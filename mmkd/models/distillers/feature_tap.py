@@ -15,6 +15,10 @@ from torch import nn
 TapCfg = Union[str, Dict[str, Any]]
 
 
+class TapError(RuntimeError):
+    """A tap did not record what it was declared to record."""
+
+
 class StopForward(Exception):
     """Raised by a hook once every tap of a model has been recorded.
 
@@ -37,7 +41,9 @@ class FeatureTap:
             end). ``None`` (default) requires exactly one call and raises an
             error naming the count otherwise.
         index (int, optional): Pick one element when the module returns a
-            tuple/list (e.g. ``index=-1`` of an mmpretrain backbone).
+            tuple/list (e.g. ``index=-1`` of an mmpretrain backbone). Without
+            it, a tuple/list of tensors is recorded as a list (e.g. all FPN
+            levels of a detector's neck).
     """
 
     def __init__(self,
@@ -94,16 +100,20 @@ class FeatureTap:
                     f'{self.index}, but the module returned a '
                     f'{type(value).__name__}, not a tuple/list')
             value = value[self.index]
-        if not torch.is_tensor(value):
+        if isinstance(value, (tuple, list)) and value and all(
+                torch.is_tensor(v) for v in value):
+            value = list(value)  # e.g. all FPN levels of a neck
+        elif not torch.is_tensor(value):
             raise TypeError(
                 f"tap '{self.name}' ({self.path}) recorded a "
-                f'{type(value).__name__}; taps must give tensors. Use '
-                "index=... to pick one element of a tuple/list output, or "
-                'tap a sub-module.')
+                f'{type(value).__name__}; taps must give a tensor or a '
+                'tuple/list of tensors. Use index=... to pick one element, '
+                'or tap a sub-module.')
         if self.io == 'input' and getattr(module, 'inplace', False):
             # An in-place module (e.g. ReLU(inplace=True)) would overwrite
             # the recorded input right after the hook.
-            value = value.clone()
+            value = [v.clone() for v in value] if isinstance(
+                value, list) else value.clone()
         self.calls.append(value)
 
     def get(self) -> torch.Tensor:
@@ -111,13 +121,13 @@ class FeatureTap:
         n = len(self.calls)
         if self.call is None:
             if n != 1:
-                raise RuntimeError(
+                raise TapError(
                     f"tap '{self.name}' ({self.path}): the module ran {n} "
                     'times in one forward; set call=<index> (0-based, -1 for '
                     'the last) to say which call to record')
             return self.calls[0]
         if not -n <= self.call < n:
-            raise RuntimeError(
+            raise TapError(
                 f"tap '{self.name}' ({self.path}) wants call {self.call}, "
                 f'but the module ran {n} times in this forward')
         return self.calls[self.call]
@@ -146,7 +156,9 @@ class TapRecorder:
         model (nn.Module): The model whose modules are tapped.
         taps (list[FeatureTap]): Its taps.
         stop_when_complete (bool): Raise :class:`StopForward` as soon as
-            every tap has what it wants (used for the frozen teacher).
+            every tap has what it wants (used for the frozen teacher). Never
+            for a tap on the last call (``call < 0``), which needs the whole
+            forward.
     """
 
     def __init__(self,
@@ -155,8 +167,8 @@ class TapRecorder:
                  stop_when_complete: bool = False) -> None:
         self.taps = taps
         self.active = False
-        self.stop_when_complete = stop_when_complete and all(
-            t.call is None or t.call >= 0 for t in taps)
+        self.stop_when_complete = stop_when_complete
+        self._can_stop = all(t.call is None or t.call >= 0 for t in taps)
         self._handles = []
         for tap in taps:
             module = get_submodule(model, tap.model, tap.module_path, tap.name)
@@ -169,8 +181,13 @@ class TapRecorder:
             self._handles.append(handle)
 
     def _after_record(self) -> None:
-        if self.stop_when_complete and all(t.complete for t in self.taps):
+        if self.stop_when_complete and self._can_stop and self.complete:
             raise StopForward
+
+    @property
+    def complete(self) -> bool:
+        """Whether every tap has recorded the call it wants."""
+        return all(t.complete for t in self.taps)
 
     def _make_output_hook(self, tap: FeatureTap):
 

@@ -1,0 +1,18 @@
+# FitNets on the FPN: every level of the student's neck imitates the
+# teacher's (same 256 channels, so no regressor is needed). The teacher runs
+# only its backbone and neck.
+_base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
+custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+
+model = dict(
+    _delete_=True,
+    _scope_='mmkd',
+    type='Distiller',
+    student=_base_.model,
+    teacher=dict(
+        config='mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py',
+        checkpoint='checkpoints/faster-rcnn_r101_fpn_1x_coco.pth'),
+    taps=dict(s_fpn='student.neck', t_fpn='teacher.neck'),
+    losses=dict(
+        loss_fitnet=dict(
+            type='FitNetLoss', inputs=dict(preds_S='s_fpn', preds_T='t_fpn'))))

@@ -1,0 +1,65 @@
+"""Linear warm-up of distillation loss weights."""
+from typing import Optional, Sequence
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mmkd.registry import HOOKS
+
+
+@HOOKS.register_module()
+class DistillLossWarmupHook(Hook):
+    """Scale distillation losses by ``min(1, epoch / warmup_epochs)``.
+
+    ReviewKD's CIFAR training (``train.py``) multiplies the feature loss by
+    ``min(1, epoch / 20)`` with a 0-based epoch, so the first epoch has
+    weight 0; this hook does the same for any method. With ``by_epoch=False``
+    the ramp is per iteration: ``min(1, iter / warmup_iters)``.
+
+    Args:
+        warmup (int): Epochs (or iterations) of the ramp.
+        losses (Sequence[str], optional): Names of the distiller's losses to
+            scale (as in its config, e.g. ``'loss_hcl'``); all if None.
+        by_epoch (bool): Ramp over epochs (default) or iterations.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 warmup: int,
+                 losses: Optional[Sequence[str]] = None,
+                 by_epoch: bool = True) -> None:
+        if warmup <= 0:
+            raise ValueError(f'warmup must be positive, got {warmup}')
+        self.warmup = warmup
+        self.losses = None if losses is None else list(losses)
+        self.by_epoch = by_epoch
+
+    def before_train(self, runner) -> None:
+        model = self._distiller(runner)
+        unknown = set(self.losses or []) - set(model.distill_losses)
+        if unknown:
+            raise ValueError(
+                f'DistillLossWarmupHook: losses {sorted(unknown)} are not '
+                f'losses of the distiller ({sorted(model.distill_losses)})')
+
+    @staticmethod
+    def _distiller(runner):
+        model = runner.model
+        if is_model_wrapper(model):
+            model = model.module
+        if not hasattr(model, 'loss_scales'):
+            raise TypeError('DistillLossWarmupHook needs an mmkd Distiller '
+                            f'model, got {type(model).__name__}')
+        return model
+
+    def scale(self, epoch: int, iteration: int) -> float:
+        progress = epoch if self.by_epoch else iteration
+        return min(1.0, progress / self.warmup)
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        model = self._distiller(runner)
+        factor = self.scale(runner.epoch, runner.iter)
+        for name in self.losses or model.distill_losses:
+            model.loss_scales[name] = factor

@@ -1,0 +1,385 @@
+"""Building blocks of the FRSKD self-teachers (``BiFPNc`` and ``BiFPN``).
+
+They restate ``classification/models/utils.py`` (``DepthConvBlock``,
+``MaxPool2dStaticSamePadding``) and ``BiFPN_layer`` of the official FRSKD code
+(MingiJi/FRSKD, see METHODS.md 1.3).
+
+Initialisation: the authors use PyTorch's defaults everywhere (conv
+``kaiming_uniform_(a=sqrt(5))``, BN weight 1 / bias 0, fusion weights 1).
+mmcv's ``ConvModule`` would re-initialise its conv with ``kaiming_init`` in its
+``init_weights()``, which the Runner calls through ``BaseModule.init_weights``,
+so the blocks here are built from plain ``nn.Conv2d`` plus mmcv's
+``build_norm_layer`` / ``build_activation_layer`` (norm and activation stay
+configurable, e.g. SyncBN) and keep the PyTorch default initialisation.
+"""
+import math
+from collections import OrderedDict
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer, build_norm_layer
+from mmengine.model import BaseModule
+from torch import Tensor
+
+DepthCfg = Union[int, Sequence[int]]
+
+
+def _parse_depth(depth: DepthCfg) -> Tuple[int, int, int]:
+    """Return ``(lat, up, down)`` depths from an int or a 3-sequence."""
+    if isinstance(depth, int):
+        depth = (depth, ) * 3
+    depth = tuple(depth)
+    if len(depth) != 3 or not all(isinstance(d, int) and d >= 1
+                                  for d in depth):
+        raise ValueError('depth must be a positive int or 3 positive ints '
+                         f'(lat, up, down), got {depth}')
+    return depth
+
+
+class PointwiseConvBlock(nn.Sequential):
+    """``Conv1x1(bias=False) -> BN -> ReLU`` (``DepthConvBlock`` with k=1).
+
+    The official block takes a ``depth`` argument that it ignores for k=1;
+    this block has none.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation config. Defaults to ``dict(type='ReLU')``.
+
+    Shape:
+        (B, in_channels, H, W) -> (B, out_channels, H, W), post-activation.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU')) -> None:
+        super().__init__(
+            OrderedDict([
+                ('conv', nn.Conv2d(in_channels, out_channels, 1, bias=False)),
+                ('bn', build_norm_layer(norm_cfg, out_channels)[1]),
+                ('act', build_activation_layer(act_cfg)),
+            ]))
+
+
+class DepthwiseSeparableConvBlock(nn.Sequential):
+    """Stack of depthwise-separable 3x3 convs ending in BN (``DepthConvBlock``
+    with k=3).
+
+    ``units[0] = DW3x3(in, groups=in) -> PW1x1(in -> out) -> BN``, followed by
+    ``depth - 1`` units ``ReLU -> DW3x3(out) -> PW1x1(out -> out) -> BN``.
+    Every conv has no bias. There is **no** activation at the end: the output
+    is pre-activation (FRSKD applies ReLU where the output is consumed).
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        depth (int): Number of separable units. Defaults to 2.
+        kernel_size (int): Depthwise kernel size (odd). Defaults to 3.
+        norm_cfg (dict): Norm layer config. Defaults to ``dict(type='BN')``.
+        act_cfg (dict): Activation between units. Defaults to ReLU.
+
+    Shape:
+        (B, in_channels, H, W) -> (B, out_channels, H, W), pre-activation.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 depth: int = 2,
+                 kernel_size: int = 3,
+                 norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='ReLU')) -> None:
+        if depth < 1:
+            raise ValueError(f'depth must be >= 1, got {depth}')
+        units = []
+        for i in range(depth):
+            cin = in_channels if i == 0 else out_channels
+            layers = OrderedDict()
+            if i > 0:
+                layers['act'] = build_activation_layer(act_cfg)
+            layers['dw'] = nn.Conv2d(
+                cin,
+                cin,
+                kernel_size,
+                padding=kernel_size // 2,
+                groups=cin,
+                bias=False)
+            layers['pw'] = nn.Conv2d(cin, out_channels, 1, bias=False)
+            layers['bn'] = build_norm_layer(norm_cfg, out_channels)[1]
+            units.append(nn.Sequential(layers))
+        super().__init__(*units)
+
+
+class MaxPool2dTFSame(nn.Module):
+    """Max-pool with TensorFlow "SAME" padding (FRSKD's
+    ``MaxPool2dStaticSamePadding``).
+
+    For each spatial side of size ``x`` the total padding is
+    ``extra = (ceil(x / s) - 1) * s - x + k``, split ``floor(extra / 2)``
+    before and the rest after; then ``MaxPool2d(k, s, padding=0)``. The output
+    size is ``ceil(x / s)`` for any (odd, even, non-square) input. As in the
+    official code the padding is **zeros** (not -inf), harmless for the
+    post-ReLU inputs FRSKD feeds it.
+
+    Args:
+        kernel_size (int): Pool size. Defaults to 3.
+        stride (int): Pool stride. Defaults to 2.
+
+    Shape:
+        (B, C, H, W) -> (B, C, ceil(H / stride), ceil(W / stride)).
+    """
+
+    def __init__(self, kernel_size: int = 3, stride: int = 2) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.pool = nn.MaxPool2d(kernel_size, stride, padding=0)
+
+    def pad_sizes(self, h: int, w: int) -> Tuple[int, int, int, int]:
+        """Zero padding ``(left, right, top, bottom)`` for an (h, w) input."""
+
+        def split(size: int) -> Tuple[int, int]:
+            extra = (math.ceil(size / self.stride) - 1) * self.stride \
+                - size + self.kernel_size
+            extra = max(extra, 0)
+            return extra // 2, extra - extra // 2
+
+        left, right = split(w)
+        top, bottom = split(h)
+        return left, right, top, bottom
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(F.pad(x, list(self.pad_sizes(*x.shape[-2:]))))
+
+
+class FastNormalizedFusion(nn.Module):
+    """Fast normalised fusion of EfficientDet, as FRSKD codes it.
+
+    ``w = relu(weight); w = w / (sum(w) + eps); out = sum_j w_j * x_j``
+    with ``weight`` initialised to ones, so the initial normalised weights are
+    ``1 / (k + eps)`` for ``k`` inputs. FRSKD uses ``eps = 1e-6``
+    (EfficientDet uses 1e-4). The inputs are combined as given: the caller
+    applies FRSKD's ``relu`` to them.
+
+    Args:
+        num_inputs (int): Number of fused tensors ``k``.
+        eps (float): Added to the weight sum. Defaults to 1e-6.
+    """
+
+    def __init__(self, num_inputs: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.num_inputs = num_inputs
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_inputs))
+
+    def normalized_weights(self) -> Tensor:
+        """The ``k`` fusion weights after ReLU and normalisation."""
+        w = F.relu(self.weight)
+        return w / (w.sum() + self.eps)
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        if len(inputs) != self.num_inputs:
+            raise ValueError(f'expected {self.num_inputs} inputs to fuse, '
+                             f'got {len(inputs)}')
+        w = self.normalized_weights()
+        out = w[0] * inputs[0]
+        for j in range(1, self.num_inputs):
+            out = out + w[j] * inputs[j]
+        return out
+
+
+class BiFPNLayer(BaseModule):
+    """One bidirectional FPN layer of FRSKD (``BiFPN_layer``), METHODS.md 1.3.
+
+    With ``F_i`` the inputs (level 0 = highest resolution), ``n`` levels,
+    ``relu = F.relu`` and ``Fuse`` a :class:`FastNormalizedFusion`::
+
+        B_i = lat_conv2[i-1](relu(F_i))                  i = 1..n-1
+        L_i = lat_conv[i](relu(F_i))  (or F_i without lateral convs)
+        P_{n-1} = L_{n-1}
+        P_i = up_conv[i](Fuse(relu(L_i), up_sample[i](relu(P_{i+1}))))
+        T_0 = P_0
+        T_i = down_conv[i-1](Fuse(relu(B_i), relu(P_i),
+                                  down_sample[i-1](relu(T_{i-1}))))   i < n-1
+        T_{n-1} = down_conv[n-2](Fuse(relu(B_{n-1}),
+                                      down_sample[n-2](relu(T_{n-2}))))
+
+    and returns ``[relu(T_i)]`` (or ``[T_i]`` if ``preact``). The top level of
+    the top-down path and the bottom level of the bottom-up path get no conv
+    node: they feed the next level directly (the paper's "diagonal" links).
+
+    ``up_sample[i]`` is nearest x2 upsampling and ``down_sample[i-1]`` the
+    TF-SAME 3x3/2 max-pool; with ``resize_convs=True`` (``BiFPNc``) each is
+    followed by a :class:`PointwiseConvBlock` changing the channels
+    (``out_{i+1} -> out_i`` resp. ``out_{i-1} -> out_i``); without
+    (``BiFPN``) all levels must have the same width.
+
+    Args:
+        in_channels (Sequence[int]): Channels ``c_i`` of the inputs.
+        out_channels (Sequence[int]): Channels ``d_i`` of the outputs.
+        depth (int | Sequence[int]): ``(lat, up, down)`` depths. The lateral
+            depth is unused (FRSKD's 1x1 blocks ignore it). Defaults to 2.
+        resize_convs (bool): 1x1 conv blocks after the resizes.
+        with_lateral (bool): Build ``lat_conv`` (FRSKD's ``first_time``).
+            Without it ``in_channels`` must equal ``out_channels``.
+        eps (float): Epsilon of the fusion. Defaults to 1e-6.
+        norm_cfg (dict): Norm config of all blocks. Defaults to BN.
+        init_cfg (dict, optional): Init config. Defaults to None (PyTorch
+            default init, as the authors).
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 out_channels: Sequence[int],
+                 depth: DepthCfg = 2,
+                 resize_convs: bool = True,
+                 with_lateral: bool = True,
+                 eps: float = 1e-6,
+                 norm_cfg: dict = dict(type='BN'),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        in_channels, out_channels = list(in_channels), list(out_channels)
+        n = len(in_channels)
+        if n < 1 or len(out_channels) != n:
+            raise ValueError('in_channels and out_channels must be non-empty '
+                             f'and of equal length, got {in_channels} and '
+                             f'{out_channels}')
+        if not with_lateral and in_channels != out_channels:
+            raise ValueError('without lateral convs in_channels must equal '
+                             f'out_channels, got {in_channels} and '
+                             f'{out_channels}')
+        if not resize_convs and len(set(out_channels)) > 1:
+            raise ValueError('without resize convs all levels must have the '
+                             f'same width, got {out_channels}')
+        _, up_depth, down_depth = _parse_depth(depth)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.num_levels = n
+        self.with_lateral = with_lateral
+
+        self.lat_conv = nn.ModuleList()
+        self.lat_conv2 = nn.ModuleList()
+        self.up_sample = nn.ModuleList()
+        self.up_conv = nn.ModuleList()
+        self.up_fusion = nn.ModuleList()
+        self.down_sample = nn.ModuleList()
+        self.down_conv = nn.ModuleList()
+        self.down_fusion = nn.ModuleList()
+        for i, (c, d) in enumerate(zip(in_channels, out_channels)):
+            if with_lateral:
+                self.lat_conv.append(PointwiseConvBlock(c, d, norm_cfg))
+            if i < n - 1:
+                up = [nn.Upsample(scale_factor=2, mode='nearest')]
+                if resize_convs:
+                    up.append(
+                        PointwiseConvBlock(out_channels[i + 1], d, norm_cfg))
+                self.up_sample.append(nn.Sequential(*up))
+                self.up_conv.append(
+                    DepthwiseSeparableConvBlock(
+                        d, d, up_depth, norm_cfg=norm_cfg))
+                self.up_fusion.append(FastNormalizedFusion(2, eps))
+            if i > 0:
+                self.lat_conv2.append(PointwiseConvBlock(c, d, norm_cfg))
+                down = [MaxPool2dTFSame(3, 2)]
+                if resize_convs:
+                    down.append(
+                        PointwiseConvBlock(out_channels[i - 1], d, norm_cfg))
+                self.down_sample.append(nn.Sequential(*down))
+                self.down_conv.append(
+                    DepthwiseSeparableConvBlock(
+                        d, d, down_depth, norm_cfg=norm_cfg))
+                self.down_fusion.append(
+                    FastNormalizedFusion(3 if i < n - 1 else 2, eps))
+
+    def forward(self,
+                inputs: Sequence[Tensor],
+                preact: bool = False) -> List[Tensor]:
+        """Fuse ``n`` levels.
+
+        Args:
+            inputs (Sequence[Tensor]): ``n`` maps ``(B, c_i, H_i, W_i)``,
+                shallow to deep, with ``H_i = 2 * H_{i+1}`` and
+                ``W_i = 2 * W_{i+1}`` (checked by the callers).
+            preact (bool): Return ``T_i`` instead of ``relu(T_i)``.
+
+        Returns:
+            list[Tensor]: ``n`` maps ``(B, d_i, H_i, W_i)``.
+        """
+        n = self.num_levels
+        skips = [
+            self.lat_conv2[i - 1](F.relu(inputs[i])) for i in range(1, n)
+        ]
+        if self.with_lateral:
+            lats = [self.lat_conv[i](F.relu(inputs[i])) for i in range(n)]
+        else:
+            lats = list(inputs)
+
+        # top-down: P_{n-1} = L_{n-1}, no conv node on the top level
+        top_down = [None] * n
+        top_down[n - 1] = lats[n - 1]
+        for i in range(n - 2, -1, -1):
+            fused = self.up_fusion[i]([
+                F.relu(lats[i]),
+                self.up_sample[i](F.relu(top_down[i + 1]))
+            ])
+            top_down[i] = self.up_conv[i](fused)
+
+        # bottom-up: T_0 = P_0, no conv node on the bottom level
+        outs = [top_down[0]]
+        for i in range(1, n):
+            down = self.down_sample[i - 1](F.relu(outs[i - 1]))
+            to_fuse = [F.relu(skips[i - 1])]
+            if i < n - 1:
+                to_fuse.append(F.relu(top_down[i]))
+            to_fuse.append(down)
+            outs.append(self.down_conv[i - 1](
+                self.down_fusion[i - 1](to_fuse)))
+
+        if preact:
+            return outs
+        return [F.relu(o) for o in outs]
+
+
+def check_pyramid(x: Union[Tensor, Sequence[Tensor]],
+                  in_channels: Sequence[int], name: str) -> List[Tensor]:
+    """Return ``x`` as a list, or raise a ValueError unless it is a pyramid
+    the BiFPNs accept (a single tensor is accepted for one level).
+
+    ``x`` must be a list/tuple of ``len(in_channels)`` 4-D tensors with the
+    given channels, one batch size, and each level exactly half the height
+    and width of the previous one (nearest x2 upsampling must map level
+    ``i+1`` onto level ``i``).
+    """
+    if isinstance(x, Tensor) and len(in_channels) == 1:
+        x = [x]
+    if isinstance(x, Tensor) or not isinstance(x, (list, tuple)):
+        raise ValueError(f'{name} expects a list of {len(in_channels)} '
+                         f'tensors (shallow to deep), got {type(x).__name__}')
+    if len(x) != len(in_channels):
+        raise ValueError(f'{name} expects {len(in_channels)} levels '
+                         f'(in_channels={list(in_channels)}), got {len(x)}')
+    for i, (f, c) in enumerate(zip(x, in_channels)):
+        if not isinstance(f, Tensor) or f.dim() != 4:
+            raise ValueError(f'{name}: level {i} must be a (B, C, H, W) '
+                             f'tensor, got {getattr(f, "shape", type(f))}')
+        if f.shape[1] != c:
+            raise ValueError(f'{name}: level {i} has {f.shape[1]} channels, '
+                             f'expected in_channels[{i}]={c}')
+        if f.shape[0] != x[0].shape[0]:
+            raise ValueError(f'{name}: level {i} has batch size {f.shape[0]}'
+                             f', level 0 has {x[0].shape[0]}')
+        if i > 0:
+            prev = tuple(x[i - 1].shape[-2:])
+            cur = tuple(f.shape[-2:])
+            if prev != (2 * cur[0], 2 * cur[1]):
+                raise ValueError(
+                    f'{name}: each level must be exactly half the spatial '
+                    f'size of the previous one, got level {i - 1} {prev} '
+                    f'and level {i} {cur}')
+    return list(x)
