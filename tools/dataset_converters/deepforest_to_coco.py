@@ -54,7 +54,7 @@ Config::
                    metainfo=dict(classes=('tree', )),
                    ann_file='annotations/instances_train.json',
                    data_prefix=dict(img='images/'))
-"""
+"""  # noqa: E501
 import argparse
 import importlib.util
 import json

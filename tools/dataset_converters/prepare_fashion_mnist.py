@@ -15,7 +15,7 @@ Usage::
 
     apt-get install -y dataset-fashion-mnist   # once, as root
     python tools/dataset_converters/prepare_fashion_mnist.py [data/fashion_mnist]
-"""
+"""  # noqa: E501
 import argparse
 import gzip
 import os

@@ -131,9 +131,9 @@ def convert(img: np.ndarray,
         split = 'val' if (r + c) % val_interval == 0 else 'train'
         name = f'{stem}_r{r}_c{c}.png'
         window = (slice(y0, y0 + tile_size), slice(x0, x0 + tile_size))
-        Image.fromarray(rgb[window], mode='RGB').save(
+        Image.fromarray(rgb[window]).save(
             osp.join(out, 'img_dir', split, name))
-        Image.fromarray(semantic[window], mode='L').save(
+        Image.fromarray(semantic[window]).save(
             osp.join(out, 'ann_dir', split, name))
         counts[split] += 1
     return counts

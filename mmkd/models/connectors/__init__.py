@@ -3,4 +3,7 @@ from .review_connector import ReviewKDConnector
 from .conv_connector import ConvConnector
 from .bifpn import BiFPN
 from .bifpnc import BiFPNc
-__all__ = ['ABF', 'ReviewKDConnector', 'ConvConnector', 'BiFPN', 'BiFPNc']
+from .bifpn_seg import BiFPNSeg
+__all__ = [
+    'ABF', 'ReviewKDConnector', 'ConvConnector', 'BiFPN', 'BiFPNc', 'BiFPNSeg'
+]

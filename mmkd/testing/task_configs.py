@@ -1,0 +1,145 @@
+"""Tiny "existing user configs" of the three task libraries, written as files.
+
+Each is an ordinary mmpretrain/mmdet/mmseg config over tiny data written in
+the real on-disk format; the distillation configs of the tests inherit them
+unchanged, as a user would.
+"""
+import os.path as osp
+import textwrap
+
+
+def write(path, text: str) -> str:
+    with open(path, 'w') as f:
+        f.write(textwrap.dedent(text))
+    return str(path)
+
+
+def cls_config(path, data: dict, depth: int = 18) -> str:
+    """mmpretrain ResNet on a CUB-layout dataset, 32 px, 1 epoch."""
+    return write(path, f"""
+        _base_ = ['mmpretrain::_base_/default_runtime.py']
+        default_scope = 'mmpretrain'
+        model = dict(
+            type='ImageClassifier',
+            backbone=dict(type='ResNet', depth={depth}, num_stages=4,
+                          out_indices=(3, ), style='pytorch'),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes={len(data['classes'])},
+                      in_channels=512,
+                      loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+        data_preprocessor = dict(
+            num_classes={len(data['classes'])}, mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375], to_rgb=True)
+        pipeline = [
+            dict(type='LoadImageFromFile'),
+            dict(type='Resize', scale=32),
+            dict(type='PackInputs'),
+        ]
+        dataset = dict(type='CUB', data_root={data['data_root']!r},
+                       metainfo=dict(classes={data['classes']!r}),
+                       pipeline=pipeline)
+        train_dataloader = dict(
+            batch_size=2, num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            dataset=dict(dataset, split='train'))
+        val_dataloader = dict(
+            batch_size=2, num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=dict(dataset, split='test'))
+        test_dataloader = val_dataloader
+        val_evaluator = dict(type='Accuracy', topk=(1, ))
+        test_evaluator = val_evaluator
+        optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+        train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
+        val_cfg = dict()
+        test_cfg = dict()
+        default_hooks = dict(logger=dict(type='LoggerHook', interval=1),
+                             checkpoint=dict(type='CheckpointHook',
+                                             interval=1))
+        """)
+
+
+def det_config(path, data: dict, depth: int = 18) -> str:
+    """mmdet Faster R-CNN R-{depth}-FPN on a COCO-json dataset, 64 px."""
+    in_channels = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024,
+                                                          2048]
+    return write(path, f"""
+        _base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
+        model = dict(
+            backbone=dict(depth={depth}, init_cfg=None),
+            neck=dict(in_channels={in_channels}),
+            roi_head=dict(bbox_head=dict(num_classes={len(data['classes'])})))
+        metainfo = dict(classes={data['classes']!r})
+        train_pipeline = [
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='Resize', scale=(64, 64), keep_ratio=True),
+            dict(type='PackDetInputs'),
+        ]
+        test_pipeline = [
+            dict(type='LoadImageFromFile'),
+            dict(type='Resize', scale=(64, 64), keep_ratio=True),
+            dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='PackDetInputs',
+                 meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                            'scale_factor')),
+        ]
+        train_dataloader = dict(
+            batch_size=2, num_workers=0, persistent_workers=False,
+            dataset=dict(data_root={data['data_root']!r}, metainfo=metainfo,
+                         ann_file={data['train_ann_file']!r},
+                         data_prefix=dict(img={data['train_img_prefix']!r}),
+                         pipeline=train_pipeline))
+        val_dataloader = dict(
+            batch_size=1, num_workers=0, persistent_workers=False,
+            dataset=dict(data_root={data['data_root']!r}, metainfo=metainfo,
+                         ann_file={data['val_ann_file']!r},
+                         data_prefix=dict(img={data['val_img_prefix']!r}),
+                         pipeline=test_pipeline))
+        test_dataloader = val_dataloader
+        val_evaluator = dict(
+            ann_file={osp.join(data['data_root'], data['val_ann_file'])!r})
+        test_evaluator = val_evaluator
+        train_cfg = dict(max_epochs=1, val_interval=1)
+        default_hooks = dict(logger=dict(type='LoggerHook', interval=1))
+        """)
+
+
+def seg_config(path, data: dict, depth: int = 18) -> str:
+    """mmseg PSPNet R-{depth} on a Cityscapes-layout dataset, 64 px."""
+    return write(path, f"""
+        _base_ = ['mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py']
+        crop_size = (64, 64)
+        data_preprocessor = dict(size=crop_size)
+        model = dict(
+            data_preprocessor=data_preprocessor,
+            pretrained=None,
+            backbone=dict(depth={depth}),
+            decode_head=dict(in_channels={512 if depth < 50 else 2048}),
+            auxiliary_head=None)
+        train_pipeline = [
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(type='RandomCrop', crop_size=crop_size),
+            dict(type='PackSegInputs'),
+        ]
+        test_pipeline = [
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(type='PackSegInputs'),
+        ]
+        train_dataloader = dict(
+            batch_size=2, num_workers=0, persistent_workers=False,
+            dataset=dict(data_root={data['data_root']!r},
+                         pipeline=train_pipeline))
+        val_dataloader = dict(
+            batch_size=1, num_workers=0, persistent_workers=False,
+            dataset=dict(data_root={data['data_root']!r},
+                         pipeline=test_pipeline))
+        test_dataloader = val_dataloader
+        train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
+                         val_interval=2)
+        default_hooks = dict(logger=dict(type='LoggerHook', interval=1),
+                             checkpoint=dict(type='CheckpointHook',
+                                             interval=2))
+        """)
