@@ -3,6 +3,7 @@ from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import IterBasedTrainLoop
 
 from mmkd.registry import HOOKS
 
@@ -13,8 +14,13 @@ class DistillLossWarmupHook(Hook):
 
     ReviewKD's CIFAR training (``train.py``) multiplies the feature loss by
     ``min(1, epoch / 20)`` with a 0-based epoch, so the first epoch has
-    weight 0; this hook does the same for any method. With ``by_epoch=False``
-    the ramp is per iteration: ``min(1, iter / warmup_iters)``.
+    weight 0; this hook does the same for any method. MMEngine's
+    ``runner.epoch`` is that 0-based index during an epoch's iterations
+    (``EpochBasedTrainLoop`` increments it after ``after_train_epoch``), so
+    with ``warmup=20`` the scale is 0 in the first epoch, ``k / 20`` in
+    epoch ``k`` and 1 from the 21st epoch (index 20) on. With
+    ``by_epoch=False`` the ramp is per iteration: ``min(1, iter /
+    warmup_iters)``, 0 for the first iteration.
 
     Args:
         warmup (int): Epochs (or iterations) of the ramp.
@@ -37,6 +43,13 @@ class DistillLossWarmupHook(Hook):
 
     def before_train(self, runner) -> None:
         model = self._distiller(runner)
+        if self.by_epoch and isinstance(runner.train_loop,
+                                        IterBasedTrainLoop):
+            # Its runner.epoch stays 0: the scale would stay 0 for ever.
+            raise ValueError(
+                'DistillLossWarmupHook(by_epoch=True) needs an epoch-based '
+                'train loop; with IterBasedTrainLoop set by_epoch=False and '
+                'warmup=<iterations>')
         unknown = set(self.losses or []) - set(model.distill_losses)
         if unknown:
             raise ValueError(

@@ -204,6 +204,8 @@ class Distiller(BaseModel):
         if not self.connector_cfgs and not self.loss_cfgs:
             return
         shape = tuple(probe_input_shape or self._default_probe_shape())
+        #: (C, H, W) of the dummy input the shapes were inferred with.
+        self.probe_input_shape = shape
         inputs = torch.zeros((2, ) + shape)
         was_training = self.student.training
         self.student.eval()
@@ -326,6 +328,21 @@ class Distiller(BaseModel):
         finally:
             recorder.stop()
 
+    def run_teacher(self,
+                    inputs: torch.Tensor,
+                    data_samples: Optional[list],
+                    probe: bool = False) -> None:
+        """Run the frozen teacher, without gradients, as far as its taps need.
+        """
+        if self.teacher is None or not self._teacher_recorder.taps:
+            return
+        with torch.no_grad():
+            self._run_tapped(
+                self._teacher_recorder,
+                lambda: self.teacher(inputs, data_samples, mode='tensor'),
+                early_stop=not probe,
+                probe=probe)
+
     def _record(self,
                 inputs: torch.Tensor,
                 data_samples: Optional[list],
@@ -333,13 +350,7 @@ class Distiller(BaseModel):
                 probe: bool = False):
         """Run teacher then student with the taps on; return the tap values
         and the student's output."""
-        if self.teacher is not None and self._teacher_recorder.taps:
-            with torch.no_grad():
-                self._run_tapped(
-                    self._teacher_recorder,
-                    lambda: self.teacher(inputs, data_samples, mode='tensor'),
-                    early_stop=not probe,
-                    probe=probe)
+        self.run_teacher(inputs, data_samples, probe=probe)
         out = self._run_tapped(
             self._student_recorder,
             lambda: self.student(inputs, data_samples, mode=student_mode),

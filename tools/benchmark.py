@@ -1,0 +1,261 @@
+"""Training-step cost of a distiller against its floor, side by side.
+
+For one config it times, interleaved in one process on the same synthetic
+batch (so machine noise hits every mode alike):
+
+- ``distiller``: one full training step of the distiller (``train_step``:
+  forward, backward, optimizer step(s); the critic step too for SKD);
+- ``floor``: what any implementation must compute: the student's own
+  training step plus the teacher's forward without gradients (as far as
+  the tapped features, like the distiller); for self-distillation it is the
+  student's step alone;
+- ``student``: the plain student's training step;
+- ``teacher_full``: the teacher's complete forward (for reference).
+
+It reports the median ms per iteration, the ratios ``distiller / floor``
+and ``distiller / student``, and the memory of each mode: CUDA peak
+allocation on GPU; on CPU the bytes of the tensors autograd saves for the
+backward pass (the activation memory, which is what grows with a method),
+plus the parameter and gradient memory. Results are printed and written to
+``--out`` (JSON, one record per run appended).
+
+Usage:
+    python tools/benchmark.py CONFIG [--batch-size 32] [--input-size 32 32]
+        [--iters 20] [--warmup 3] [--random-teacher] [--out FILE]
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import statistics
+import tempfile
+import time
+from contextlib import contextmanager
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.optim import OptimWrapper, build_optim_wrapper
+from mmengine.registry import init_default_scope
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Benchmark a distiller')
+    parser.add_argument('config')
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument(
+        '--input-size', type=int, nargs=2, default=None, metavar=('H', 'W'),
+        help='input size (default: the probe size of the config or 224)')
+    parser.add_argument('--iters', type=int, default=20)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument(
+        '--random-teacher',
+        action='store_true',
+        help='use a randomly initialised teacher (timing does not depend '
+        'on the weights) when no trained checkpoint is at hand')
+    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--out', default='work_dirs/benchmark/results.jsonl')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def library_of(model) -> str:
+    return type(model).__module__.split('.')[0]
+
+
+def make_batch(student, batch_size, channels, size):
+    """A synthetic, already sized batch of the student's library."""
+    h, w = size
+    torch.manual_seed(0)
+    inputs = [torch.rand(channels, h, w) * 255 for _ in range(batch_size)]
+    lib = library_of(student)
+    if lib == 'mmpretrain':
+        from mmpretrain.structures import DataSample
+        num_classes = getattr(student.head, 'num_classes', 10)
+        samples = [
+            DataSample().set_gt_label(i % num_classes)
+            for i in range(batch_size)
+        ]
+    elif lib == 'mmdet':
+        from mmdet.structures import DetDataSample
+        from mmengine.structures import InstanceData
+        samples = []
+        for _ in range(batch_size):
+            s = DetDataSample(metainfo=dict(
+                img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+                scale_factor=(1.0, 1.0), batch_input_shape=(h, w)))
+            xy = torch.rand(4, 2) * torch.tensor([w * 0.6, h * 0.6])
+            wh = torch.rand(4, 2) * torch.tensor([w * 0.3, h * 0.3]) + 8
+            s.gt_instances = InstanceData(
+                bboxes=torch.cat([xy, xy + wh], 1),
+                labels=torch.zeros(4, dtype=torch.long))
+            samples.append(s)
+    elif lib == 'mmseg':
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        num_classes = student.decode_head.num_classes
+        samples = []
+        for _ in range(batch_size):
+            s = SegDataSample(metainfo=dict(
+                img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+            s.gt_sem_seg = PixelData(
+                data=torch.randint(0, num_classes, (1, h, w)))
+            samples.append(s)
+    else:
+        raise ValueError(f'unsupported student library {lib!r}')
+    return dict(inputs=inputs, data_samples=samples)
+
+
+class SavedTensorMeter:
+    """Bytes of the distinct tensors autograd saves for backward."""
+
+    def __init__(self):
+        self.storages = {}
+
+    def pack(self, tensor):
+        try:
+            storage = tensor.untyped_storage()
+            self.storages[storage.data_ptr()] = storage.nbytes()
+        except (RuntimeError, NotImplementedError):
+            pass
+        return tensor
+
+    @contextmanager
+    def measure(self):
+        self.storages = {}
+        with torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t):
+            yield
+
+    @property
+    def mb(self):
+        return sum(self.storages.values()) / 2**20
+
+
+def param_mb(params):
+    return sum(p.numel() * p.element_size() for p in params) / 2**20
+
+
+def build(cfg, random_teacher: bool):
+    from mmkd.registry import MODELS
+    model_cfg = copy.deepcopy(cfg.model)
+    if 'data_preprocessor' in cfg and 'data_preprocessor' not in model_cfg:
+        model_cfg['data_preprocessor'] = cfg.data_preprocessor
+    teacher = model_cfg.get('teacher')
+    if random_teacher and teacher:
+        from mmkd.models.utils import build_task_model, load_model_config
+        if teacher.get('config'):
+            tcfg = load_model_config(teacher['config'])
+            tmodel = dict(tcfg.model, _scope_=tcfg.get('default_scope'))
+        else:
+            tmodel = teacher['model']
+        ckpt = osp.join(tempfile.mkdtemp(), 'random_teacher.pth')
+        torch.save({'state_dict': build_task_model(tmodel).state_dict()},
+                   ckpt)
+        teacher['checkpoint'] = ckpt
+    return MODELS.build(model_cfg)
+
+
+def main():
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from mmkd.utils import filter_known_warnings
+    filter_known_warnings()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmkd'))
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    model = build(cfg, args.random_teacher).to(device).train()
+    student = model.student
+
+    probe = model.probe_input_shape if hasattr(
+        model, 'probe_input_shape') else None
+    channels = next(m.in_channels for m in student.modules()
+                    if isinstance(m, torch.nn.Conv2d))
+    size = tuple(args.input_size or (probe[1:] if probe else (224, 224)))
+    data = make_batch(student, args.batch_size, channels, size)
+
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    student_copy = copy.deepcopy(student)
+    student_optim = OptimWrapper(
+        torch.optim.SGD(student_copy.parameters(), lr=1e-4, momentum=0.9))
+    floor_optim = OptimWrapper(
+        torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9))
+    meter = SavedTensorMeter()
+
+    def distiller_step():
+        model.train_step(data, optim_wrapper)
+
+    def student_step(net=student_copy, optim=student_optim):
+        net.train_step(data, optim)
+
+    def floor_step():
+        if model.teacher is not None:
+            batch = model.data_preprocessor(data, True)
+            model.run_teacher(batch['inputs'], batch['data_samples'])
+        student_step(student, floor_optim)
+
+    def teacher_full():
+        batch = model.data_preprocessor(data, True)
+        with torch.no_grad():
+            model.teacher(batch['inputs'], batch['data_samples'],
+                          mode='tensor')
+
+    modes = dict(distiller=distiller_step, floor=floor_step,
+                 student=student_step)
+    if model.teacher is not None:
+        modes['teacher_full'] = teacher_full
+
+    def sync():
+        if device == 'cuda':
+            torch.cuda.synchronize()
+
+    times = {name: [] for name in modes}
+    memory = {}
+    for name, fn in modes.items():  # warm-up and memory, mode by mode
+        for _ in range(args.warmup):
+            fn()
+        if device == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+        with meter.measure():
+            fn()
+        memory[name] = (torch.cuda.max_memory_allocated() / 2**20
+                        if device == 'cuda' else meter.mb)
+    for _ in range(args.iters):
+        for name, fn in modes.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append((time.perf_counter() - start) * 1000)
+
+    ms = {name: statistics.median(v) for name, v in times.items()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    record = dict(
+        config=args.config,
+        device=device,
+        threads=torch.get_num_threads(),
+        batch_size=args.batch_size,
+        input_size=list(size),
+        iters=args.iters,
+        ms_per_iter=ms,
+        ratio_to_floor=ms['distiller'] / ms['floor'],
+        ratio_to_student=ms['distiller'] / ms['student'],
+        memory_mb=memory,
+        memory_kind=('cuda peak allocated' if device == 'cuda' else
+                     'activations saved for backward'),
+        params_mb=dict(
+            trainable=param_mb(trainable),
+            student=param_mb(student.parameters()),
+            teacher=param_mb(model.teacher.parameters())
+            if model.teacher is not None else 0.0),
+        time=time.strftime('%Y-%m-%d %H:%M:%S'))
+    print(json.dumps(record, indent=2))
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+
+
+if __name__ == '__main__':
+    main()
