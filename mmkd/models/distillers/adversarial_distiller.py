@@ -7,13 +7,45 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import torch
 from mmengine import dist
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .distiller import Distiller
 
 _CRITIC_ARGS = ('preds_S', 'preds_T')
+
+
+def _unwrap_state_dict_keys(module: nn.Module, state_dict: dict, prefix: str,
+                            local_metadata: dict) -> None:
+    """State-dict post-hook: drop the ``module.`` that a per-part DDP
+    wrapper (``MMSeparateDistributedDataParallel`` wraps ``student`` and
+    ``critic`` separately) inserts, so distributed and single-process
+    checkpoints have the same keys (``student.backbone...``). MMEngine's
+    checkpoint loader already unwraps model wrappers when loading."""
+    renames = {
+        f'{prefix}{name}.module': f'{prefix}{name}'
+        for name, child in module._modules.items()
+        if child is not None and is_model_wrapper(child)
+    }
+    if not renames:
+        return
+
+    def rename(key: str) -> str:
+        for old, new in renames.items():
+            if key == old or key.startswith(old + '.'):
+                return new + key[len(old):]
+        return key
+
+    items = [(k, state_dict.pop(k)) for k in list(state_dict)
+             if k.startswith(prefix)]
+    for key, value in items:
+        state_dict[rename(key)] = value
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        for key in [k for k in metadata if rename(k) != k]:
+            metadata[rename(key)] = metadata.pop(key)
 
 
 @MODELS.register_module()
@@ -165,6 +197,8 @@ class AdversarialDistiller(Distiller):
                     type='HolisticCriticLoss', lambda_gp=10.0,
                     loss_weight=0.1),
                 _scope_='mmkd'))
+        register = getattr(self, 'register_state_dict_post_hook', None)
+        (register or self._register_state_dict_hook)(_unwrap_state_dict_keys)
 
     # ----------------------------------------------------------- building
     def _record(self, inputs, data_samples, student_mode, probe=False):

@@ -1,0 +1,41 @@
+# ReviewKD ResNet-20 -> ResNet-8 on Fashion-MNIST, the student baseline's
+# schedule. As the CIFAR configs: post-ReLU student stages + pooled feature,
+# pre-ReLU teacher stages + pooled feature, review path (mid 64), HCL with
+# the weight of the official resnet56 -> resnet20 run (0.6). The authors'
+# warm-up (20 of 240 epochs, from 0) is kept as the same fraction of this
+# run: 78 of its 938 iterations.
+_base_ = ['./resnet8_1xb128-2e_fashion-mnist.py']
+
+model = dict(
+    _delete_=True,
+    _scope_='mmkd',
+    type='Distiller',
+    student=_base_.model,
+    teacher=dict(
+        config='{{fileDirname}}/resnet20_1xb128-3e_fashion-mnist.py',
+        # tools/experiments/reviewkd_fashion_mnist.sh sets the one it trains
+        checkpoint='checkpoints/reviewkd/resnet20_fashion-mnist.pth'),
+    taps=dict(
+        s1='student.backbone.layer1',
+        s2='student.backbone.layer2',
+        s3='student.backbone.layer3',
+        s4='student.neck.gap',
+        t1='teacher.backbone.layer1.2.preact',
+        t2='teacher.backbone.layer2.2.preact',
+        t3='teacher.backbone.layer3.2.preact',
+        t4='teacher.neck.gap'),
+    connectors=dict(
+        review=dict(
+            type='ReviewKDConnector',
+            inputs=['s1', 's2', 's3', 's4'],
+            targets=['t1', 't2', 't3', 't4'])),
+    losses=dict(
+        loss_hcl=dict(
+            type='HCLLoss',
+            loss_weight=0.6,
+            inputs=dict(preds_S='review', preds_T=['t1', 't2', 't3', 't4']))),
+    probe_input_shape=(1, 28, 28))
+
+custom_hooks = [
+    dict(type='mmkd.DistillLossWarmupHook', warmup=78, by_epoch=False)
+]
