@@ -43,13 +43,17 @@ optim_wrapper = dict(
     student=_base_.optim_wrapper,
     critic=dict(
         type='OptimWrapper',
-        optimizer=dict(
-            type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4)))
+        optimizer=dict(type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4)))
 param_scheduler = dict(
     _delete_=True,
     student=_base_.param_scheduler,
     critic=[
-        dict(type='PolyLR', eta_min=0., power=0.9, begin=0, end=80000,
-             by_epoch=False)
+        dict(
+            type='PolyLR',
+            eta_min=0.,
+            power=0.9,
+            begin=0,
+            end=80000,
+            by_epoch=False)
     ])
 model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel')

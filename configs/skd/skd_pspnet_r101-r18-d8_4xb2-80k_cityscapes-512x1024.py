@@ -19,14 +19,18 @@ optim_wrapper = dict(
     student=_base_.optim_wrapper,  # mmseg's SGD 0.01, momentum 0.9, wd 5e-4
     critic=dict(
         type='OptimWrapper',
-        optimizer=dict(
-            type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4)))
+        optimizer=dict(type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4)))
 param_scheduler = dict(
     _delete_=True,
     student=_base_.param_scheduler,  # mmseg's poly 0.9
     critic=[
-        dict(type='PolyLR', eta_min=0., power=0.9, begin=0, end=80000,
-             by_epoch=False)
+        dict(
+            type='PolyLR',
+            eta_min=0.,
+            power=0.9,
+            begin=0,
+            end=80000,
+            by_epoch=False)
     ])
 # MMEngine's default DDP wrapper runs its own train step (no critic step).
 model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel')

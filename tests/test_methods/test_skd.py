@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
@@ -118,14 +118,16 @@ def batch(n=2, seed=0):
     inputs, samples = [], []
     for _ in range(n):
         inputs.append(
-            torch.randint(0, 256, (3, SIZE, SIZE), generator=g).to(
-                torch.uint8))
+            torch.randint(0, 256, (3, SIZE, SIZE),
+                          generator=g).to(torch.uint8))
         label = torch.randint(0, NUM_CLASSES, (1, SIZE, SIZE), generator=g)
         sample = SegDataSample()
         sample.gt_sem_seg = PixelData(data=label)
         sample.set_metainfo(
-            dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE),
-                 pad_shape=(SIZE, SIZE)))
+            dict(
+                img_shape=(SIZE, SIZE),
+                ori_shape=(SIZE, SIZE),
+                pad_shape=(SIZE, SIZE)))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 
@@ -153,13 +155,13 @@ class Recorder:
         self.outputs = {}
         self.critic_calls = []
         s_head, t_head = model.student.decode_head, model.teacher.decode_head
-        for name, module in (('s_logits', s_head.conv_seg),
-                             ('t_logits', t_head.conv_seg)):
+        for name, module in (('s_logits', s_head.conv_seg), ('t_logits',
+                                                             t_head.conv_seg)):
             # prepend: the teacher's recorder stops its forward once its
             # taps are recorded
             module.register_forward_hook(self._output(name), prepend=True)
-        for name, module in (('s_feat', s_head.conv_seg),
-                             ('t_feat', t_head.conv_seg)):
+        for name, module in (('s_feat', s_head.conv_seg), ('t_feat',
+                                                           t_head.conv_seg)):
             module.register_forward_pre_hook(self._input(name), prepend=True)
         model.critic_loss.register_forward_pre_hook(self._critic_call)
         self.model = model
@@ -181,10 +183,12 @@ class Recorder:
     def _critic_call(self, module, args):
         critic, preds_S, preds_T = args[:3]
         self.critic_calls.append(
-            dict(preds_S=preds_S, preds_T=preds_T,
-                 critic=copy.deepcopy(critic),
-                 rng=torch.get_rng_state(),
-                 student=params(self.model.student)))
+            dict(
+                preds_S=preds_S,
+                preds_T=preds_T,
+                critic=copy.deepcopy(critic),
+                rng=torch.get_rng_state(),
+                student=params(self.model.student)))
 
 
 def test_build_infers_critic_channels_and_checks_config(teacher_ckpt):
@@ -200,11 +204,15 @@ def test_build_infers_critic_channels_and_checks_config(teacher_ckpt):
     with pytest.raises(ValueError, match='in_channels'):
         build(bad)
     with pytest.raises(ValueError, match='no tap or connector'):
-        build(skd_cfg(teacher_ckpt, critic_inputs=dict(
-            preds_S='s_logit', preds_T='t_logits')))
+        build(
+            skd_cfg(
+                teacher_ckpt,
+                critic_inputs=dict(preds_S='s_logit', preds_T='t_logits')))
     with pytest.raises(ValueError, match='same shape'):
-        build(skd_cfg(teacher_ckpt, critic_inputs=dict(
-            preds_S='s_feat', preds_T='t_logits')))
+        build(
+            skd_cfg(
+                teacher_ckpt,
+                critic_inputs=dict(preds_S='s_feat', preds_T='t_logits')))
     # A plain optimizer wrapper cannot train the critic.
     ow = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(TypeError, match='DistillerOptimWrapperConstructor'):
@@ -233,8 +241,8 @@ def test_update_order_stale_logits_and_logs(teacher_ckpt):
         def step(**kwargs):
             before = (params(model.student), params(model.critic))
             orig(**kwargs)
-            events.append((name, before,
-                           (params(model.student), params(model.critic))))
+            events.append(
+                (name, before, (params(model.student), params(model.critic))))
 
         wrapper.step = step
 
@@ -273,9 +281,9 @@ def test_update_order_stale_logits_and_logs(teacher_ckpt):
         'distill.loss_pa', 'distill.loss_holistic', 'critic.loss_wd',
         'critic.loss_gp', 'critic.skipped'
     }
-    student_total = sum(v for k, v in log_vars.items()
-                        if 'loss' in k and not k.startswith(('loss',
-                                                              'critic.')))
+    student_total = sum(
+        v for k, v in log_vars.items()
+        if 'loss' in k and not k.startswith(('loss', 'critic.')))
     torch.testing.assert_close(log_vars['loss'], student_total)
     assert log_vars['critic.skipped'] == 0
 
@@ -303,8 +311,7 @@ def test_critic_step_is_its_own_loss_gradient(teacher_ckpt):
     d_s = critic(s).mean()
     alpha = torch.rand(s.shape[0], 1, 1, 1)
     x_hat = (alpha * t + (1 - alpha) * s).requires_grad_(True)
-    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat,
-                                create_graph=True)
+    grad, = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     gp = ((grad.flatten(1).norm(dim=1) - 1)**2).mean()
     loss = 0.1 * (d_s - d_t) + 0.1 * 10.0 * gp
     critic.zero_grad()
@@ -316,8 +323,7 @@ def test_critic_step_is_its_own_loss_gradient(teacher_ckpt):
     actual = params(model.critic)
     assert expected
     for name, value in expected.items():
-        torch.testing.assert_close(actual[name], value, rtol=1e-4,
-                                   atol=1e-6)
+        torch.testing.assert_close(actual[name], value, rtol=1e-4, atol=1e-6)
 
 
 def test_distill_losses_equal_independent_computation(teacher_ckpt):
@@ -335,8 +341,8 @@ def test_distill_losses_equal_independent_computation(teacher_ckpt):
     p_t = F.softmax(t, dim=1)
     kl = (p_t * (F.log_softmax(t, dim=1) - F.log_softmax(s, dim=1)))
     expected_pi = 10.0 * kl.sum() / (H * W)
-    torch.testing.assert_close(log_vars['distill.loss_pi'], expected_pi,
-                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        log_vars['distill.loss_pi'], expected_pi, rtol=1e-5, atol=1e-6)
 
     # pair-wise: 2x2 max-pooled nodes, cosine similarity, mean squared
     # difference over B * M * M, weight 0.5 (naive loops)
@@ -351,21 +357,21 @@ def test_distill_losses_equal_independent_computation(teacher_ckpt):
     for b in range(B):
         for i in range(M):
             for j in range(M):
-                cos_s = (ns[b, i] @ ns[b, j]) / (
-                    (ns[b, i].norm() + 1e-8) * (ns[b, j].norm() + 1e-8))
-                cos_t = (nt[b, i] @ nt[b, j]) / (
-                    (nt[b, i].norm() + 1e-8) * (nt[b, j].norm() + 1e-8))
+                cos_s = (ns[b, i] @ ns[b, j]) / ((ns[b, i].norm() + 1e-8) *
+                                                 (ns[b, j].norm() + 1e-8))
+                cos_t = (nt[b, i] @ nt[b, j]) / ((nt[b, i].norm() + 1e-8) *
+                                                 (nt[b, j].norm() + 1e-8))
                 total += (cos_s - cos_t)**2
     expected_pa = 0.5 * total / (B * M * M)
-    torch.testing.assert_close(log_vars['distill.loss_pa'], expected_pa,
-                               rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(
+        log_vars['distill.loss_pa'], expected_pa, rtol=1e-4, atol=1e-7)
 
     # holistic generator term: -0.1 * mean D(s) with the critic as it was
     # before the step
     with torch.no_grad():
         expected_ho = -0.1 * critic_before(s).mean()
-    torch.testing.assert_close(log_vars['distill.loss_holistic'],
-                               expected_ho, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        log_vars['distill.loss_holistic'], expected_ho, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize('critic_loss', [
@@ -392,8 +398,8 @@ def test_non_finite_critic_loss_skips_the_step(teacher_ckpt, monkeypatch,
         call = rec.critic_calls[-1]
         assert same(params(call['critic']), params(model.critic))
         assert same(buffers(call['critic']), buffers(model.critic))
-        assert all(torch.isfinite(b).all() for b in buffers(model.critic)
-                   .values())
+        assert all(
+            torch.isfinite(b).all() for b in buffers(model.critic).values())
     assert same(critic0, params(model.critic))
     assert changed(student0, params(model.student))  # G steps did happen
     for p in model.parameters():
@@ -405,8 +411,12 @@ def test_non_finite_critic_loss_skips_the_step(teacher_ckpt, monkeypatch,
 
 
 def test_image_conditioned_critic_sees_the_normalised_input(teacher_ckpt):
-    critic = dict(type='SKDDiscriminator', conv_dim=8, num_blocks=1,
-                  attention_after=(1, ), input_mode='image_softmax')
+    critic = dict(
+        type='SKDDiscriminator',
+        conv_dim=8,
+        num_blocks=1,
+        attention_after=(1, ),
+        input_mode='image_softmax')
     torch.manual_seed(0)
     model = build(skd_cfg(teacher_ckpt, critic=critic)).train()
     assert model.condition_on_image is True
@@ -450,8 +460,10 @@ def test_separate_ddp_trains_and_keeps_plain_checkpoint_keys(
         assert type(model.student).__name__ == 'MMDistributedDataParallel'
         assert type(model.critic).__name__ == 'MMDistributedDataParallel'
         ow = optim_wrappers(wrapped)
-        critic0 = {k: v.clone() for k, v in model.state_dict().items()
-                   if k.startswith('critic.')}
+        critic0 = {
+            k: v.clone()
+            for k, v in model.state_dict().items() if k.startswith('critic.')
+        }
         log_vars = wrapped.train_step(batch(), ow)
         assert log_vars['critic.skipped'] == 0
         state = model.state_dict()

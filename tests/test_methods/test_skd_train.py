@@ -20,12 +20,13 @@ SKD_CFG = osp.join(ROOT, 'configs', 'skd',
 
 
 def run(args, timeout=300):
-    proc = subprocess.run([sys.executable] + args,
-                          cwd=ROOT,
-                          capture_output=True,
-                          text=True,
-                          timeout=timeout,
-                          env=dict(os.environ, PYTHONWARNINGS='ignore'))
+    proc = subprocess.run(
+        [sys.executable] + args,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, PYTHONWARNINGS='ignore'))
     if proc.returncode != 0:
         raise AssertionError(f'{args} failed:\n{proc.stdout[-3000:]}\n'
                              f'{proc.stderr[-5000:]}')
@@ -46,15 +47,16 @@ def save_random_teacher(task_cfg: str, out: str) -> str:
 
 @pytest.mark.skipif(not osp.isfile(SKD_CFG), reason='config missing')
 def test_skd_all_config_trains_and_converts(tmp_path):
-    data = make_cityscapes(str(tmp_path / 'cityscapes'), num_train=2,
-                           num_val=1, size=(96, 64))
+    data = make_cityscapes(
+        str(tmp_path / 'cityscapes'), num_train=2, num_val=1, size=(96, 64))
     teacher_cfg = seg_config(tmp_path / 'teacher.py', data, depth=18)
     teacher_ckpt = save_random_teacher(teacher_cfg,
                                        str(tmp_path / 'teacher.pth'))
     # The released config, with tiny data, a tiny teacher, no ImageNet
     # download, a 1-block critic for the 8x8 logits of 64x64 crops and a
     # 2-iteration poly schedule.
-    cfg = write(tmp_path / 'skd_tiny.py', f"""
+    cfg = write(
+        tmp_path / 'skd_tiny.py', f"""
         _base_ = [{SKD_CFG!r}]
         crop_size = (64, 64)
         model = dict(
@@ -111,8 +113,8 @@ def test_skd_all_config_trains_and_converts(tmp_path):
     assert train[0]['critic.lr'] == pytest.approx(4e-4)
     assert train[1]['critic.lr'] == pytest.approx(4e-4 * 0.5**0.9)
     assert train[0]['student.lr'] == pytest.approx(0.01)
-    assert train[1]['student.lr'] == pytest.approx(
-        (0.01 - 1e-4) * 0.5**0.9 + 1e-4)
+    assert train[1]['student.lr'] == pytest.approx((0.01 - 1e-4) * 0.5**0.9 +
+                                                   1e-4)
 
     ckpt = osp.join(work_dir, 'iter_2.pth')
     full = torch.load(ckpt, map_location='cpu', weights_only=False)
@@ -120,16 +122,16 @@ def test_skd_all_config_trains_and_converts(tmp_path):
     assert set(full['optimizer']) == {'student', 'critic'}
     student_ckpt = str(tmp_path / 'student.pth')
     run(['tools/convert_to_student.py', cfg, ckpt, student_ckpt])
-    converted = torch.load(student_ckpt, map_location='cpu',
-                           weights_only=True)['state_dict']
+    converted = torch.load(
+        student_ckpt, map_location='cpu', weights_only=True)['state_dict']
     expected = {
         k[len('student.'):]: v
         for k, v in full['state_dict'].items() if k.startswith('student.')
     }
     assert set(converted) == set(expected)
-    assert not any(k.startswith(('critic', 'teacher', 'student.',
-                                 'connectors', 'distill_losses',
-                                 'generator_loss', 'critic_loss'))
-                   for k in converted)
+    assert not any(
+        k.startswith(('critic', 'teacher', 'student.', 'connectors',
+                      'distill_losses', 'generator_loss', 'critic_loss'))
+        for k in converted)
     for k, v in expected.items():
         assert torch.equal(converted[k], v)

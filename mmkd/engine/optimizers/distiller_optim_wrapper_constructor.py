@@ -76,9 +76,10 @@ class DistillerOptimWrapperConstructor:
         constructor = cfg.pop('constructor', 'DefaultOptimWrapperConstructor')
         paramwise_cfg = cfg.pop('paramwise_cfg', None)
         builder = OPTIM_WRAPPER_CONSTRUCTORS.build(
-            dict(type=constructor,
-                 optim_wrapper_cfg=cfg,
-                 paramwise_cfg=paramwise_cfg))
+            dict(
+                type=constructor,
+                optim_wrapper_cfg=cfg,
+                paramwise_cfg=paramwise_cfg))
         return builder(module)
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:
@@ -111,9 +112,12 @@ class DistillerOptimWrapperConstructor:
             rest.register_parameter(name, param)
         claimed_ids = {
             id(p)
-            for module in claimed.values() for p in module.parameters()
+            for module in claimed.values()
+            for p in module.parameters()
         }
-        shared = [n for n, p in rest.named_parameters() if id(p) in claimed_ids]
+        shared = [
+            n for n, p in rest.named_parameters() if id(p) in claimed_ids
+        ]
         if shared:
             raise ValueError(
                 'DistillerOptimWrapperConstructor: parameters shared between '

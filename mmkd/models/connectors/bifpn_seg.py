@@ -64,12 +64,13 @@ class BiFPNSegLayer(nn.Module):
         norm_cfg (dict): Norm config. Defaults to BN.
     """
 
-    def __init__(self,
-                 channels: int,
-                 num_levels: int,
-                 is_last: bool = False,
-                 align_corners: bool = False,
-                 norm_cfg: dict = dict(type='BN')) -> None:
+    def __init__(
+        self,
+        channels: int,
+        num_levels: int,
+        is_last: bool = False,
+        align_corners: bool = False,
+        norm_cfg: dict = dict(type='BN')) -> None:
         super().__init__()
         self.is_last = is_last
         self.align_corners = align_corners
@@ -205,10 +206,11 @@ class BiFPNSeg(BaseModule):
             build_norm_layer(norm_cfg, head_channels)[1], nn.ReLU(),
             nn.Conv2d(head_channels, num_classes, 3, padding=1))
 
-    def forward(self,
-                x: Union[Tensor, Sequence[Tensor]],
-                out_sizes: Optional[Union[Size, List[Size]]] = None
-                ) -> Dict[str, object]:
+    def forward(
+        self,
+        x: Union[Tensor, Sequence[Tensor]],
+        out_sizes: Optional[Union[Size,
+                                  List[Size]]] = None) -> Dict[str, object]:
         """Run the self-teacher on the student's multi-scale features.
 
         Args:

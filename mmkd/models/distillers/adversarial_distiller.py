@@ -157,8 +157,8 @@ class AdversarialDistiller(Distiller):
             probe_input_shape=probe_input_shape,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        critic_inputs = dict(critic_inputs or dict(
-            preds_S='s_logits', preds_T='t_logits'))
+        critic_inputs = dict(
+            critic_inputs or dict(preds_S='s_logits', preds_T='t_logits'))
         if set(critic_inputs) != set(_CRITIC_ARGS):
             raise ValueError(
                 'critic_inputs must map exactly preds_S and preds_T (the '
@@ -212,8 +212,8 @@ class AdversarialDistiller(Distiller):
         return values, out
 
     @torch.no_grad()
-    def _probe_critic_inputs(
-            self, probe_input_shape) -> Dict[str, Tuple[int, ...]]:
+    def _probe_critic_inputs(self,
+                             probe_input_shape) -> Dict[str, Tuple[int, ...]]:
         """Shapes of the critic's inputs in the dummy forward of the
         :class:`Distiller` (run here if the parent had nothing to probe)."""
         shapes = self.__dict__.pop('_probe_shapes', None)
@@ -222,8 +222,8 @@ class AdversarialDistiller(Distiller):
             was_training = self.student.training
             self.student.eval()
             try:
-                self._record(torch.zeros((2, ) + shape), None, 'tensor',
-                             probe=True)
+                self._record(
+                    torch.zeros((2, ) + shape), None, 'tensor', probe=True)
             finally:
                 self.student.train(was_training)
             shapes = self.__dict__.pop('_probe_shapes')
@@ -260,9 +260,9 @@ class AdversarialDistiller(Distiller):
         return MODELS.build(cfg)
 
     # ----------------------------------------------------------- training
-    def _critic_tensors(self, values: Dict[str, Any],
-                        inputs: Tensor) -> Tuple[Tensor, Tensor, Optional[
-                            Tensor]]:
+    def _critic_tensors(
+            self, values: Dict[str, Any],
+            inputs: Tensor) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
         preds_S = self._resolve(self.critic_inputs['preds_S'], values)
         preds_T = self._resolve(self.critic_inputs['preds_T'], values)
         image = inputs if self.condition_on_image else None
@@ -288,8 +288,8 @@ class AdversarialDistiller(Distiller):
         return self._student_losses(inputs, data_samples)[0]
 
     @staticmethod
-    def _check_optim_wrapper(optim_wrapper) -> Tuple[OptimWrapper,
-                                                     OptimWrapper]:
+    def _check_optim_wrapper(
+            optim_wrapper) -> Tuple[OptimWrapper, OptimWrapper]:
         if not isinstance(optim_wrapper, OptimWrapperDict) or not {
                 'student', 'critic'
         } <= set(optim_wrapper.keys()):
@@ -301,8 +301,8 @@ class AdversarialDistiller(Distiller):
                 f'{type(optim_wrapper).__name__}')
         return optim_wrapper['student'], optim_wrapper['critic']
 
-    def train_step(self, data, optim_wrapper: OptimWrapperDict
-                   ) -> Dict[str, Tensor]:
+    def train_step(self, data,
+                   optim_wrapper: OptimWrapperDict) -> Dict[str, Tensor]:
         """One student step then one critic step (see the class docstring).
 
         Args:

@@ -24,11 +24,11 @@ def official_weight(epoch, warmup=40, num_epochs=60):
 
 
 def test_matches_the_official_epoch_schedule():
-    hook = HOOKS.build(
-        dict(type='DistillLossRampUpHook', start=40, length=20))
+    hook = HOOKS.build(dict(type='DistillLossRampUpHook', start=40, length=20))
     for epoch in range(60):
-        assert hook.scale(epoch, iteration=10**6) == pytest.approx(
-            official_weight(epoch), abs=1e-12)
+        assert hook.scale(
+            epoch, iteration=10**6) == pytest.approx(
+                official_weight(epoch), abs=1e-12)
     assert hook.scale(39, 0) == 0.0
     assert hook.scale(40, 0) == pytest.approx(math.exp(-5 * 0.95**2))
     assert hook.scale(59, 0) == 1.0
@@ -38,8 +38,9 @@ def test_matches_the_official_epoch_schedule():
 def test_by_iteration_uses_the_iteration_counter():
     hook = DistillLossRampUpHook(start=100, length=50, by_epoch=False)
     assert hook.scale(epoch=99, iteration=99) == 0.0
-    assert hook.scale(epoch=0, iteration=124) == pytest.approx(
-        math.exp(-5 * (1 - 25 / 50)**2))
+    assert hook.scale(
+        epoch=0,
+        iteration=124) == pytest.approx(math.exp(-5 * (1 - 25 / 50)**2))
     assert hook.scale(epoch=0, iteration=149) == 1.0
 
 
@@ -48,8 +49,10 @@ class FakeDistiller(nn.Module):
     def __init__(self):
         super().__init__()
         self.distill_losses = nn.ModuleDict(
-            dict(loss_kd=nn.Identity(), loss_at=nn.Identity(),
-                 loss_self_teacher_ce=nn.Identity()))
+            dict(
+                loss_kd=nn.Identity(),
+                loss_at=nn.Identity(),
+                loss_self_teacher_ce=nn.Identity()))
         self.loss_scales = {}
 
 

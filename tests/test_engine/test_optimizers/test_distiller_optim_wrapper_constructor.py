@@ -23,8 +23,7 @@ class ToyDistiller(nn.Module):
 
 def build(cfg, model):
     constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
-        dict(type='DistillerOptimWrapperConstructor',
-             optim_wrapper_cfg=cfg))
+        dict(type='DistillerOptimWrapperConstructor', optim_wrapper_cfg=cfg))
     return constructor(model)
 
 
@@ -39,10 +38,13 @@ def group_params(wrapper):
 def test_student_gets_every_parameter_not_in_the_critic():
     model = ToyDistiller()
     ow = build(
-        dict(student=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9,
-                                         weight_decay=5e-4)),
-             critic=dict(type='OptimWrapper',
-                         optimizer=dict(type='Adam', lr=4e-4))), model)
+        dict(
+            student=dict(
+                optimizer=dict(
+                    type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)),
+            critic=dict(
+                type='OptimWrapper', optimizer=dict(type='Adam', lr=4e-4))),
+        model)
     assert isinstance(ow, OptimWrapperDict)
     assert list(ow.keys()) == ['student', 'critic']
     student_params = group_params(ow['student'])
@@ -65,12 +67,13 @@ def test_student_gets_every_parameter_not_in_the_critic():
 def test_paramwise_cfg_per_wrapper_uses_distiller_names():
     model = ToyDistiller()
     ow = build(
-        dict(student=dict(
-            optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4),
-            paramwise_cfg=dict(
-                custom_keys={'student.backbone': dict(lr_mult=0.1)},
-                norm_decay_mult=0.0)),
-             critic=dict(optimizer=dict(type='SGD', lr=4e-4))), model)
+        dict(
+            student=dict(
+                optimizer=dict(type='SGD', lr=0.1, weight_decay=1e-4),
+                paramwise_cfg=dict(
+                    custom_keys={'student.backbone': dict(lr_mult=0.1)},
+                    norm_decay_mult=0.0)),
+            critic=dict(optimizer=dict(type='SGD', lr=4e-4))), model)
     by_param = {}
     for group in ow['student'].optimizer.param_groups:
         for p in group['params']:
@@ -98,9 +101,10 @@ def test_constructor_errors():
         build(dict(student=sgd, critic=dict(lr=0.1)), model)
     with pytest.raises(ValueError, match='inside each wrapper'):
         OPTIM_WRAPPER_CONSTRUCTORS.build(
-            dict(type='DistillerOptimWrapperConstructor',
-                 optim_wrapper_cfg=dict(student=sgd),
-                 paramwise_cfg=dict(norm_decay_mult=0.)))
+            dict(
+                type='DistillerOptimWrapperConstructor',
+                optim_wrapper_cfg=dict(student=sgd),
+                paramwise_cfg=dict(norm_decay_mult=0.)))
     critic_only = nn.Module()
     critic_only.critic = nn.Linear(2, 2)
     with pytest.raises(ValueError, match='no parameter is left'):
