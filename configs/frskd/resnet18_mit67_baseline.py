@@ -1,6 +1,7 @@
-# CE-only twin of resnet18_mit67.py: ResNet-18 from scratch on MIT Indoor-67 (67 scene classes)
-# at 224 px, the Stanford Dogs setting (resnet18_dogs_baseline.py) on the
-# folder layout data/mit67/{train,valid}/<class>/*.jpg
+# CE-only twin of resnet18_mit67.py: ResNet-18 from scratch on MIT
+# Indoor-67 (67 scene classes) at 224 px, the Stanford Dogs setting
+# (resnet18_dogs_baseline.py) on the folder layout
+# data/mit67/{train,valid}/<class>/*.jpg
 _base_ = ['./resnet18_dogs_baseline.py']
 
 model = dict(head=dict(num_classes=67))

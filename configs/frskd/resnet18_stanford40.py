@@ -1,4 +1,5 @@
-# FRSKD: ResNet-18 (from scratch) self-distilled on Stanford 40 Actions at 224 px.
+# FRSKD: ResNet-18 (from scratch) self-distilled on Stanford 40 Actions at
+# 224 px.
 # alpha 2, beta 100, T 4: the authors' published (CIFAR-100) values; the
 # paper's per-dataset table could not be verified (README.md).
 _base_ = ['./resnet18_stanford40_baseline.py', './_base_/frskd_resnet.py']

@@ -1,6 +1,7 @@
-# CE-only twin of resnet18_stanford40.py: ResNet-18 from scratch on Stanford 40 Actions (40 classes)
-# at 224 px, the Stanford Dogs setting (resnet18_dogs_baseline.py) on the
-# folder layout data/stanford40/{train,valid}/<class>/*.jpg
+# CE-only twin of resnet18_stanford40.py: ResNet-18 from scratch on
+# Stanford 40 Actions (40 classes) at 224 px, the Stanford Dogs setting
+# (resnet18_dogs_baseline.py) on the folder layout
+# data/stanford40/{train,valid}/<class>/*.jpg
 _base_ = ['./resnet18_dogs_baseline.py']
 
 model = dict(head=dict(num_classes=40))

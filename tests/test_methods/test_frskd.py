@@ -26,8 +26,8 @@ def build(name):
     init_default_scope('mmpretrain')
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg['probe_input_shape'] = (3, SIZE, SIZE)
-    model = MODELS.build(dict(model_cfg, data_preprocessor=cfg.get(
-        'data_preprocessor')))
+    model = MODELS.build(
+        dict(model_cfg, data_preprocessor=cfg.get('data_preprocessor')))
     model.train()
     return model
 
@@ -48,8 +48,8 @@ def batch(model, seed=0, training=True):
     g = torch.Generator().manual_seed(seed)
     data = dict(
         inputs=[
-            torch.randint(0, 256, (3, SIZE, SIZE), generator=g).to(
-                torch.uint8) for _ in range(B)
+            torch.randint(0, 256, (3, SIZE, SIZE), generator=g).to(torch.uint8)
+            for _ in range(B)
         ],
         data_samples=[DataSample().set_gt_label(7 * i % K) for i in range(B)])
     return model.data_preprocessor(data, training)
@@ -90,7 +90,7 @@ def test_total_loss_is_methods_1_4(model):
     torch.manual_seed(0)
     losses = model(**data, mode='loss')
     assert set(losses) == {
-        'loss', 'distill.loss_self_teacher_ce', 'distill.loss_kd',
+        'student.loss', 'distill.loss_self_teacher_ce', 'distill.loss_kd',
         'distill.loss_at'
     }
     total = sum(losses.values())
@@ -102,15 +102,15 @@ def test_total_loss_is_methods_1_4(model):
     out = model.connectors['self_teacher'](feats)
     feats_t, logit_t = out['feats'], out['logits']
     assert [tuple(f.shape[1:]) for f in feats_t] == [(128, 16, 16),
-                                                     (256, 8, 8),
-                                                     (512, 4, 4),
+                                                     (256, 8, 8), (512, 4, 4),
                                                      (1024, 2, 2)]
     expected = (
         F.cross_entropy(logit_s, y) + F.cross_entropy(logit_t, y) +
         2.0 * kd_formula(logit_s, logit_t) +
         100.0 * sum(at_formula(a, b) for a, b in zip(feats, feats_t)))
     torch.testing.assert_close(total, expected)
-    torch.testing.assert_close(losses['loss'], F.cross_entropy(logit_s, y))
+    torch.testing.assert_close(losses['student.loss'],
+                               F.cross_entropy(logit_s, y))
     torch.testing.assert_close(losses['distill.loss_kd'],
                                2.0 * kd_formula(logit_s, logit_t))
 
@@ -160,8 +160,8 @@ def test_frskd_trains_with_mixup_and_soft_targets():
     score = torch.stack([s.gt_score for s in data['data_samples']])
     torch.testing.assert_close(
         score,
-        lam * F.one_hot(y, K).float() + (1 - lam) * F.one_hot(y[perm],
-                                                                 K).float())
+        lam * F.one_hot(y, K).float() +
+        (1 - lam) * F.one_hot(y[perm], K).float())
 
     captured = {}
     model.connectors['self_teacher'].register_forward_hook(

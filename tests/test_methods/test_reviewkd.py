@@ -95,7 +95,8 @@ def _wrn_teacher(bb, x):
     f2 = bb.block2(f1)
     f3 = bb.block3(f2)
     return [
-        bb.block2.layer[0].bn1(f1), bb.block3.layer[0].bn1(f2), bb.bn1(f3),
+        bb.block2.layer[0].bn1(f1), bb.block3.layer[0].bn1(f2),
+        bb.bn1(f3),
         _pool(F.relu(bb.bn1(f3)))
     ]
 
@@ -127,8 +128,8 @@ def _hcl(preds_s, preds_t):
                 weights.append(weights[-1] / 2)
                 terms.append(((_block_pool(fs, size) -
                                _block_pool(ft, size))**2).mean())
-        total = total + sum(w * t for w, t in zip(weights, terms)) / sum(
-            weights)
+        total = total + sum(w * t
+                            for w, t in zip(weights, terms)) / sum(weights)
     return total
 
 
@@ -164,8 +165,9 @@ def _cifar_batch(model, n=4, size=16):
         inputs=[
             torch.randint(0, 256, (3, size, size)).float() for _ in range(n)
         ],
-        data_samples=[DataSample().set_gt_label(i * 7 % 100)
-                      for i in range(n)])
+        data_samples=[
+            DataSample().set_gt_label(i * 7 % 100) for i in range(n)
+        ])
     return model.data_preprocessor(data, True)
 
 
@@ -180,7 +182,7 @@ def test_cifar_loss_is_ce_plus_weighted_hcl(name, ckpt_dir):
     model.train()
     data = _cifar_batch(model)
     losses = model(**data, mode='loss')
-    assert set(losses) == {'loss', 'distill.loss_hcl'}
+    assert set(losses) == {'student.loss', 'distill.loss_hcl'}
 
     x = data['inputs']
     labels = torch.tensor([s.gt_label.item() for s in data['data_samples']])
@@ -198,18 +200,18 @@ def test_cifar_loss_is_ce_plus_weighted_hcl(name, ckpt_dir):
     expected_hcl = weight * _hcl(review, t_feats)
     expected_ce = F.cross_entropy(logits, labels)
     torch.testing.assert_close(losses['distill.loss_hcl'], expected_hcl)
-    torch.testing.assert_close(losses['loss'], expected_ce)
+    torch.testing.assert_close(losses['student.loss'], expected_ce)
 
-    # Distillation gradients reach every student stage and every ABF, not
-    # the classifier (after the pooled feature) and never the teacher.
+    # Distillation gradients reach every conv of the student's backbone and
+    # every ABF, not the classifier (after the pooled feature), never the
+    # teacher.
     model.zero_grad()
     losses['distill.loss_hcl'].backward()
-    student = model.student.backbone
-    first_convs = [
-        m for n, m in student.named_modules()
+    convs = [
+        m for m in model.student.backbone.modules()
         if isinstance(m, torch.nn.Conv2d)
     ]
-    assert first_convs[0].weight.grad.abs().sum() > 0
+    assert all(m.weight.grad.abs().sum() > 0 for m in convs)
     for abf in model.connectors['review'].abfs:
         assert abf.conv1[0].weight.grad.abs().sum() > 0
         assert abf.conv2[0].weight.grad.abs().sum() > 0
@@ -290,9 +292,12 @@ class _ScaleRecorder(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self._scale = runner.model.loss_scales.get('loss_ce')
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
-        ratio = (outputs['distill.loss_ce'] / outputs['loss']).item()
+        ratio = (outputs['distill.loss_ce'] / outputs['student.loss']).item()
         self.seen.append((runner.epoch, runner.iter, self._scale, ratio))
 
 
@@ -379,9 +384,9 @@ def test_warmup_hook_by_iteration_and_loop_check(tmp_path, fmnist):
     assert [s[2] for s in recorder.seen] == [0., 0.5, 1., 1.]
 
     # by_epoch=True under an iteration-based loop would stay at 0 for ever.
-    runner, _ = _tiny_runner(
-        tmp_path, fmnist, dict(by_epoch=False, max_iters=2),
-        dict(type='mmkd.DistillLossWarmupHook', warmup=2))
+    runner, _ = _tiny_runner(tmp_path, fmnist,
+                             dict(by_epoch=False, max_iters=2),
+                             dict(type='mmkd.DistillLossWarmupHook', warmup=2))
     with pytest.raises(ValueError, match='by_epoch=False'):
         runner.train()
 
@@ -406,8 +411,8 @@ def test_detection_configs_build(name, ckpt_dir):
     init_default_scope('mmdet')
     teacher_cfg = cfg.model.teacher.config
     cfg.model.teacher.checkpoint = _random_teacher_ckpt(
-        teacher_cfg,
-        str(ckpt_dir / (teacher_cfg.split('/')[-1] + '.pth')), 'mmdet')
+        teacher_cfg, str(ckpt_dir / (teacher_cfg.split('/')[-1] + '.pth')),
+        'mmdet')
     model = MODELS.build(cfg.model)
     assert model.student.backbone.depth == depth
     assert model.teacher.backbone.depth == 101
@@ -443,8 +448,7 @@ def test_detection_configs_build(name, ckpt_dir):
     model.train()
     losses = model(torch.randn(2, 3, 96, 128), samples, mode='loss')
     assert losses['distill.loss_hcl'] > 0
-    assert any(k.startswith('loss_cls') or k == 'loss_rpn_cls'
-               for k in losses)
+    assert any(k.startswith('loss_cls') or k == 'loss_rpn_cls' for k in losses)
 
 
 _PROBE_HOOK = '''
@@ -479,7 +483,10 @@ def test_faster_rcnn_reviewkd_trains_with_tools_train(tmp_path, ckpt_dir):
     pytest.importorskip('mmcv.ops')
     from mmkd.testing.data import make_coco
     coco = make_coco(
-        str(tmp_path / 'coco'), num_train=4, num_val=1, size=128,
+        str(tmp_path / 'coco'),
+        num_train=4,
+        num_val=1,
+        size=128,
         with_masks=False)
     base = osp.join(CFG_DIR, 'reviewkd_faster-rcnn_r101-r18_fpn_1x_coco.py')
     ckpt = _random_teacher_ckpt(
@@ -524,17 +531,24 @@ def test_faster_rcnn_reviewkd_trains_with_tools_train(tmp_path, ckpt_dir):
         os.environ,
         PYTHONPATH=f'{tmp_path}{os.pathsep}{REPO}',
         OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'train.py'),
-         str(tmp_path / 'tiny.py'), '--work-dir', str(work_dir)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'),
+        str(tmp_path / 'tiny.py'), '--work-dir',
+        str(work_dir)
+    ],
+                          cwd=REPO,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     calls = json.loads((work_dir / 'teacher_calls.json').read_text())
     assert calls == dict(neck=2, rpn_head=0, iters=2)
     scalars = [
-        json.loads(line) for line in open(
-            next(work_dir.glob('*/vis_data/scalars.json')))
+        json.loads(line)
+        for line in open(next(work_dir.glob('*/vis_data/scalars.json')))
     ]
     hcl = [s['distill.loss_hcl'] for s in scalars if 'distill.loss_hcl' in s]
     assert len(hcl) == 2 and all(v > 0 for v in hcl)

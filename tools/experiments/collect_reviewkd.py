@@ -33,10 +33,10 @@ EXPERIMENTS = {
         metric_name='top-1 (%)',
         scale=1.0,
         runs=[
-            ('teacher_resnet20', 'ResNet-20 (teacher, 3 epochs)'),
-            ('baseline_resnet8', 'ResNet-8 (student baseline)'),
-            ('reviewkd_resnet20-resnet8', 'ResNet-8 + ReviewKD'),
-            ('kd_resnet20-resnet8', 'ResNet-8 + KD (T=4)'),
+            ('teacher_resnet56', 'ResNet-56 (teacher, 3 epochs)'),
+            ('baseline_resnet20', 'ResNet-20 (student baseline, 1 epoch)'),
+            ('reviewkd_resnet56-resnet20', 'ResNet-20 + ReviewKD'),
+            ('kd_resnet56-resnet20', 'ResNet-20 + KD (T=4)'),
         ]),
     'deepforest':
     dict(
@@ -45,8 +45,8 @@ EXPERIMENTS = {
         extra=[('coco/bbox_mAP_50', 'mAP@50 (%)')],
         scale=100.0,
         runs=[
-            ('teacher_r50', 'RetinaNet R-50 (teacher)'),
-            ('baseline_r18', 'RetinaNet R-18 (student baseline)'),
+            ('teacher_r50', 'RetinaNet R-50 (teacher, 12 epochs)'),
+            ('baseline_r18', 'RetinaNet R-18 (student baseline, 12 epochs)'),
             ('reviewkd_r50-r18', 'RetinaNet R-18 + ReviewKD'),
         ]),
 }
@@ -60,9 +60,12 @@ def _timestamp_dirs(seed_dir: str) -> List[str]:
     return sorted(dirs)
 
 
-def read_seed(seed_dir: str, metric: str,
-              extra: List[str]) -> Optional[Dict]:
-    """Validation history and wall time of one finished seed, or None."""
+def read_seed(seed_dir: str, metric: str, extra: List[str]) -> Optional[Dict]:
+    """Validation history and wall time of one finished seed, or None.
+
+    A finished detection run whose validations never produced a box (mmdet's
+    CocoMetric then logs no metric) counts as mAP 0.
+    """
     if not osp.isfile(osp.join(seed_dir, 'done')):
         return None
     history = []
@@ -73,10 +76,12 @@ def read_seed(seed_dir: str, metric: str,
                 entry = json.loads(line)
                 if metric in entry:
                     history.append(entry)
-    if not history:
+    if not dirs:
         return None
-    start = datetime.datetime.strptime(
-        osp.basename(dirs[0]), '%Y%m%d_%H%M%S').timestamp()
+    if not history:  # finished, but no detection above the score threshold
+        history = [{metric: 0.0, **{k: 0.0 for k in extra}}]
+    start = datetime.datetime.strptime(osp.basename(dirs[0]),
+                                       '%Y%m%d_%H%M%S').timestamp()
     end = os.path.getmtime(osp.join(seed_dir, 'done'))
     out = dict(
         final=history[-1][metric],
@@ -117,8 +122,7 @@ def table(experiment: str, results: Dict) -> str:
     head = ['run', 'seeds', f'final {name}', f'best {name}']
     head += [f'final {n}' for _, n in extra]
     head += ['minutes / seed']
-    lines = ['| ' + ' | '.join(head) + ' |',
-             '|' + '---|' * len(head)]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for run, res in results.items():
         seeds = list(res['seeds'].values())
         if not seeds:
@@ -131,8 +135,7 @@ def table(experiment: str, results: Dict) -> str:
             _mean_std([s['best'] for s in seeds], scale)
         ]
         for key, _ in extra:
-            row.append(
-                _mean_std([s[f'final:{key}'] for s in seeds], scale))
+            row.append(_mean_std([s[f'final:{key}'] for s in seeds], scale))
         row.append(f"{statistics.mean(s['minutes'] for s in seeds):.1f}")
         lines.append('| ' + ' | '.join(row) + ' |')
     return '\n'.join(lines) + '\n'

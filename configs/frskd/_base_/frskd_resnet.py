@@ -43,5 +43,4 @@ frskd = dict(
             type='ATLoss',
             p=2,
             loss_weight=100.0,  # beta
-            inputs=dict(preds_S=frskd_stages,
-                        preds_T='self_teacher.feats'))))
+            inputs=dict(preds_S=frskd_stages, preds_T='self_teacher.feats'))))

@@ -3,8 +3,8 @@
 # cores. Augmentation as theirs (random crop with 4 px padding + horizontal
 # flip), mean/std of the training images, batch 128, SGD lr 0.1 nesterov,
 # wd 5e-4; the LR steps of their 240-epoch schedule (x0.1 after 151/240,
-# 181/240 and 211/240 of training) are applied per iteration; the children
-# set `num_epochs` and the milestones.
+# 181/240 and 211/240 of training) are applied per iteration (milestones set
+# by the children).
 _base_ = ['mmpretrain::_base_/default_runtime.py']
 
 data_root = 'data/fashion_mnist'
@@ -52,5 +52,4 @@ test_cfg = dict()
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(
-        type='CheckpointHook', interval=1, max_keep_ckpts=1,
-        save_best='auto'))
+        type='CheckpointHook', interval=1, max_keep_ckpts=1, save_best='auto'))

@@ -43,8 +43,7 @@ class DistillLossWarmupHook(Hook):
 
     def before_train(self, runner) -> None:
         model = self._distiller(runner)
-        if self.by_epoch and isinstance(runner.train_loop,
-                                        IterBasedTrainLoop):
+        if self.by_epoch and isinstance(runner.train_loop, IterBasedTrainLoop):
             # Its runner.epoch stays 0: the scale would stay 0 for ever.
             raise ValueError(
                 'DistillLossWarmupHook(by_epoch=True) needs an epoch-based '
@@ -70,7 +69,9 @@ class DistillLossWarmupHook(Hook):
         progress = epoch if self.by_epoch else iteration
         return min(1.0, progress / self.warmup)
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch=None) -> None:
         model = self._distiller(runner)
         factor = self.scale(runner.epoch, runner.iter)

@@ -40,7 +40,9 @@ class Distiller(BaseModel):
     """Distil a task model of mmpretrain, mmdet or mmseg, leaving it unchanged.
 
     Training returns the student's own task losses plus every distillation
-    loss, prefixed ``distill.`` (e.g. ``distill.loss_kd``). Validation, test
+    loss, prefixed ``distill.`` (e.g. ``distill.loss_kd``); a student loss
+    named plainly ``loss`` (mmpretrain's heads) is logged as
+    ``student.loss``, since MMEngine logs the total under ``loss``. Validation, test
     and predict run the student alone, so the task library's evaluator
     reports exactly the student's results.
 
@@ -380,6 +382,10 @@ class Distiller(BaseModel):
         """Student task losses + ``distill.*`` losses."""
         values, losses = self._record(inputs, data_samples, 'loss')
         losses = dict(losses)
+        if 'loss' in losses:
+            # MMEngine logs the total under 'loss'; a student loss named so
+            # (mmpretrain's heads) would overwrite it in the log.
+            losses['student.loss'] = losses.pop('loss')
         losses.update(self.compute_distill_losses(values, data_samples))
         return losses
 

@@ -37,8 +37,8 @@ def node(seq, x):
     depthwise conv with bias), eval-mode BN, ReLU."""
     conv, bn = seq[0], seq[1]
     y = x * conv.weight.view(1, -1, 1, 1) + conv.bias.view(1, -1, 1, 1)
-    y = (y - bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(
-        bn.running_var.view(1, -1, 1, 1) + bn.eps)
+    y = (y - bn.running_mean.view(
+        1, -1, 1, 1)) / torch.sqrt(bn.running_var.view(1, -1, 1, 1) + bn.eps)
     y = y * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
     return F.relu(y)
 
@@ -49,23 +49,28 @@ def naive_layer(layer, xs):
     up = {n - 1: node(layer.up_nodes[n - 1], xs[n - 1])}
     for i in range(n - 2, -1, -1):
         big = F.interpolate(
-            up[i + 1], size=xs[i].shape[-2:], mode='bilinear',
+            up[i + 1],
+            size=xs[i].shape[-2:],
+            mode='bilinear',
             align_corners=False)
         up[i] = node(layer.up_nodes[i], xs[i] + big)
     if layer.down_nodes is None:
         return [up[i] for i in range(n)]
     out = {0: up[0]}
     for i in range(1, n):
-        small = F.interpolate(out[i - 1], size=up[i].shape[-2:],
-                              mode='nearest')
+        small = F.interpolate(
+            out[i - 1], size=up[i].shape[-2:], mode='nearest')
         out[i] = node(layer.down_nodes[i - 1], xs[i] + up[i] + small)
     return [out[i] for i in range(n)]
 
 
 def test_matches_official_two_layer_self_teacher():
     m = MODELS.build(
-        dict(type='BiFPNSeg', in_channels=[8, 8, 8], num_classes=5,
-             head_channels=6))
+        dict(
+            type='BiFPNSeg',
+            in_channels=[8, 8, 8],
+            num_classes=5,
+            head_channels=6))
     randomize(m)
     assert len(m.layers) == 2
     assert m.layers[0].down_nodes is not None  # BiFPNSeg(outc)
@@ -77,8 +82,9 @@ def test_matches_official_two_layer_self_teacher():
         ref = naive_layer(m.layers[1], naive_layer(m.layers[0], xs))
         conv1, bn, _, conv2 = m.classifier
         h = F.conv2d(ref[0], conv1.weight, conv1.bias, padding=1)
-        h = F.relu(F.batch_norm(h, bn.running_mean, bn.running_var,
-                                bn.weight, bn.bias, False, 0., bn.eps))
+        h = F.relu(
+            F.batch_norm(h, bn.running_mean, bn.running_var, bn.weight,
+                         bn.bias, False, 0., bn.eps))
         logits = F.conv2d(h, conv2.weight, conv2.bias, padding=1)
     for got, want, size in zip(out['feats'], ref, SIZES):
         assert got.shape == (2, 8) + size
@@ -108,8 +114,8 @@ def test_out_sizes_resize_logits_bilinearly():
     assert plain.shape == (2, 3, 8, 8)
     torch.testing.assert_close(
         resized,
-        F.interpolate(plain, size=(16, 12), mode='bilinear',
-                      align_corners=False))
+        F.interpolate(
+            plain, size=(16, 12), mode='bilinear', align_corners=False))
     torch.testing.assert_close(as_list, resized)
 
 
@@ -126,8 +132,8 @@ def test_student_features_receive_the_self_teacher_gradient():
     m = BiFPNSeg([4, 4, 4], num_classes=3)
     xs = feats([4, 4, 4], requires_grad=True)
     out = m(xs)
-    F.cross_entropy(out['logits'],
-                    torch.zeros(2, *SIZES[0], dtype=torch.long)).backward()
+    F.cross_entropy(out['logits'], torch.zeros(2, *SIZES[0],
+                                               dtype=torch.long)).backward()
     assert all(x.grad is not None and x.grad.abs().sum() > 0 for x in xs)
 
 

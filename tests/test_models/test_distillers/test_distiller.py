@@ -73,7 +73,7 @@ def test_losses_are_student_losses_plus_prefixed_distill_losses(teacher_ckpt):
     model.train()
     data = batch(model)
     losses = model(**data, mode='loss')
-    assert set(losses) == {'loss', 'distill.loss_fitnet'}
+    assert set(losses) == {'student.loss', 'distill.loss_fitnet'}
 
     # Independent re-computation with the plain models.
     with torch.no_grad():
@@ -82,7 +82,7 @@ def test_losses_are_student_losses_plus_prefixed_distill_losses(teacher_ckpt):
     expected = F.mse_loss(model.connectors['hint'](s4), t4)
     torch.testing.assert_close(losses['distill.loss_fitnet'], expected)
     student_loss = model.student.loss(data['inputs'], data['data_samples'])
-    torch.testing.assert_close(losses['loss'], student_loss['loss'])
+    torch.testing.assert_close(losses['student.loss'], student_loss['loss'])
 
 
 def test_teacher_is_frozen_hidden_and_stops_early(teacher_ckpt):
@@ -144,7 +144,8 @@ def test_gt_cross_entropy_equals_the_students_head_loss(teacher_ckpt):
                 inputs=dict(logits='s_logits', gt='gt_label'))))
     model = build(cfg)
     losses = model(**batch(model), mode='loss')
-    torch.testing.assert_close(losses['distill.loss_ce'], losses['loss'])
+    torch.testing.assert_close(losses['distill.loss_ce'],
+                               losses['student.loss'])
 
 
 def test_channels_are_inferred_and_checked(teacher_ckpt):

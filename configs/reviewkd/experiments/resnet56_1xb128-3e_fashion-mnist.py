@@ -1,11 +1,11 @@
-# Student baseline of the Fashion-MNIST ReviewKD experiment: CIFAR ResNet-8
-# (CRD/ReviewKD code, grey input), 2 epochs.
+# Teacher of the Fashion-MNIST ReviewKD experiment: CIFAR ResNet-56
+# (CRD/ReviewKD code, grey input), 3 epochs.
 _base_ = ['./fashion-mnist_bs128.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
 model = dict(
     type='ImageClassifier',
-    backbone=dict(type='mmkd.CIFARResNet', arch='resnet8', in_channels=1),
+    backbone=dict(type='mmkd.CIFARResNet', arch='resnet56', in_channels=1),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',
@@ -14,10 +14,9 @@ model = dict(
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
         init_cfg=None))
 
-num_epochs = 2
-train_cfg = dict(by_epoch=True, max_epochs=num_epochs, val_interval=1)
+train_cfg = dict(by_epoch=True, max_epochs=3, val_interval=1)
 param_scheduler = dict(
     type='MultiStepLR',
     by_epoch=False,
-    milestones=[590, 707, 825],  # 2 * 469 * (151, 181, 211) / 240
+    milestones=[885, 1061, 1237],  # 3 * 469 * (151, 181, 211) / 240
     gamma=0.1)

@@ -1,10 +1,10 @@
-# ReviewKD ResNet-20 -> ResNet-8 on Fashion-MNIST, the student baseline's
+# ReviewKD ResNet-56 -> ResNet-20 on Fashion-MNIST, the student baseline's
 # schedule. As the CIFAR configs: post-ReLU student stages + pooled feature,
 # pre-ReLU teacher stages + pooled feature, review path (mid 64), HCL with
-# the weight of the official resnet56 -> resnet20 run (0.6). The authors'
-# warm-up (20 of 240 epochs, from 0) is kept as the same fraction of this
-# run: 78 of its 938 iterations.
-_base_ = ['./resnet8_1xb128-2e_fashion-mnist.py']
+# the official weight of this pair (0.6). The authors' warm-up (20 of 240
+# epochs, from 0) is kept as the same fraction of this run: 39 of its 469
+# iterations.
+_base_ = ['./resnet20_1xb128-1e_fashion-mnist.py']
 
 model = dict(
     _delete_=True,
@@ -12,17 +12,17 @@ model = dict(
     type='Distiller',
     student=_base_.model,
     teacher=dict(
-        config='{{fileDirname}}/resnet20_1xb128-3e_fashion-mnist.py',
+        config='{{fileDirname}}/resnet56_1xb128-3e_fashion-mnist.py',
         # tools/experiments/reviewkd_fashion_mnist.sh sets the one it trains
-        checkpoint='checkpoints/reviewkd/resnet20_fashion-mnist.pth'),
+        checkpoint='checkpoints/reviewkd/resnet56_fashion-mnist.pth'),
     taps=dict(
         s1='student.backbone.layer1',
         s2='student.backbone.layer2',
         s3='student.backbone.layer3',
         s4='student.neck.gap',
-        t1='teacher.backbone.layer1.2.preact',
-        t2='teacher.backbone.layer2.2.preact',
-        t3='teacher.backbone.layer3.2.preact',
+        t1='teacher.backbone.layer1.8.preact',
+        t2='teacher.backbone.layer2.8.preact',
+        t3='teacher.backbone.layer3.8.preact',
         t4='teacher.neck.gap'),
     connectors=dict(
         review=dict(
@@ -37,5 +37,5 @@ model = dict(
     probe_input_shape=(1, 28, 28))
 
 custom_hooks = [
-    dict(type='mmkd.DistillLossWarmupHook', warmup=78, by_epoch=False)
+    dict(type='mmkd.DistillLossWarmupHook', warmup=39, by_epoch=False)
 ]

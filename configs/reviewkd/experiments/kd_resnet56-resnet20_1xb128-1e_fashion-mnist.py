@@ -1,7 +1,7 @@
-# Hinton KD ResNet-20 -> ResNet-8 on Fashion-MNIST, the student baseline's
+# Hinton KD ResNet-56 -> ResNet-20 on Fashion-MNIST, the student baseline's
 # schedule: CE + KL(T=4) * T^2 with weights 1 and 1, as the `--use-kl`
 # option (DistillKL) of the ReviewKD CIFAR code.
-_base_ = ['./resnet8_1xb128-2e_fashion-mnist.py']
+_base_ = ['./resnet20_1xb128-1e_fashion-mnist.py']
 
 model = dict(
     _delete_=True,
@@ -9,9 +9,9 @@ model = dict(
     type='Distiller',
     student=_base_.model,
     teacher=dict(
-        config='{{fileDirname}}/resnet20_1xb128-3e_fashion-mnist.py',
+        config='{{fileDirname}}/resnet56_1xb128-3e_fashion-mnist.py',
         # tools/experiments/reviewkd_fashion_mnist.sh sets the one it trains
-        checkpoint='checkpoints/reviewkd/resnet20_fashion-mnist.pth'),
+        checkpoint='checkpoints/reviewkd/resnet56_fashion-mnist.pth'),
     taps=dict(s_logits='student.head.fc', t_logits='teacher.head.fc'),
     losses=dict(
         loss_kd=dict(

@@ -1,0 +1,75 @@
+"""tools/experiments/collect_frskd.py on hand-written work dirs."""
+import importlib.util
+import json
+import os.path as osp
+import statistics
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def collector():
+    spec = importlib.util.spec_from_file_location(
+        'collect_frskd', osp.join(ROOT, 'tools/experiments/collect_frskd.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(root, run, seed, accs, done=True, stamp='20260101_000000'):
+    log = root / run / f'seed{seed}' / stamp / 'vis_data'
+    log.mkdir(parents=True)
+    lines = []
+    for epoch, acc in enumerate(accs, 1):
+        lines.append(json.dumps(dict(loss=1.0, epoch=epoch, step=epoch)))
+        lines.append(json.dumps({'accuracy/top1': acc, 'step': epoch}))
+    (log / 'scalars.json').write_text('\n'.join(lines) + '\n')
+    if done:
+        (root / run / f'seed{seed}' / 'done').write_text('')
+
+
+def test_final_best_mean_std_and_readme_block(tmp_path, collector):
+    base = {0: [80.0, 85.0, 84.0], 1: [81.0, 86.5, 86.0]}
+    frskd = {0: [82.0, 87.0, 88.0], 1: [83.0, 88.0, 87.5], 2: [1.0, 2.0]}
+    for seed, accs in base.items():
+        write_run(tmp_path, 'baseline', seed, accs)
+    for seed, accs in frskd.items():
+        write_run(tmp_path, 'frskd', seed, accs, done=(seed != 2))
+
+    results = collector.collect(str(tmp_path))
+    assert set(results['frskd']['seeds']) == {'seed0', 'seed1'}  # 2 unfinished
+    assert results['baseline']['seeds']['seed1']['final'] == 86.0
+    assert results['baseline']['seeds']['seed1']['best'] == 86.5
+
+    text = collector.table(results)
+    final_base = [84.0, 86.0]
+    final_frskd = [88.0, 87.5]
+    assert (f'| ResNet-14 (CE only) | 2 | '
+            f'{statistics.mean(final_base):.2f} ± '
+            f'{statistics.stdev(final_base):.2f} |') in text
+    assert f'{statistics.stdev([86.5, 88.0]):.2f}' in text  # best, frskd
+    delta = statistics.mean(final_frskd) - statistics.mean(final_base)
+    assert f'FRSKD - baseline (mean final top-1): {delta:+.2f}' in text
+
+    readme = tmp_path / 'README.md'
+    readme.write_text('# x\n<!-- frskd-fashion-mnist:start -->\nold\n'
+                      '<!-- frskd-fashion-mnist:end -->\ntail\n')
+    collector.update_readme(str(readme), text)
+    content = readme.read_text()
+    assert 'old' not in content and text in content
+    assert content.endswith('<!-- frskd-fashion-mnist:end -->\ntail\n')
+
+
+def test_missing_readme_block_raises(tmp_path, collector):
+    readme = tmp_path / 'README.md'
+    readme.write_text('no block\n')
+    with pytest.raises(ValueError, match='frskd-fashion-mnist'):
+        collector.update_readme(str(readme), 'table\n')
+
+
+def test_the_shipped_readme_has_the_block(collector):
+    text = open(osp.join(ROOT, 'configs/frskd/README.md')).read()
+    assert '<!-- frskd-fashion-mnist:start -->' in text
+    assert '<!-- frskd-fashion-mnist:end -->' in text
