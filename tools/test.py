@@ -11,6 +11,8 @@ import argparse
 import os
 import os.path as osp
 
+import torch
+
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -64,6 +66,8 @@ def main():
     if args.out and runner.rank == 0:
         import mmengine
         mmengine.dump(metrics, args.out)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -9,6 +9,8 @@ import argparse
 import os
 import os.path as osp
 
+import torch
+
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -83,6 +85,10 @@ def main():
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
+    if torch.distributed.is_initialized():
+        # Without this, gloo's threads can abort the process at exit
+        # ('terminate called without an active exception').
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':
