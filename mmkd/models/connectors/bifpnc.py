@@ -37,6 +37,7 @@ as a standard post-activation ResNet, so no FRSKD-specific ResNet is needed:
 """
 from typing import Dict, List, Optional, Sequence, Union
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
@@ -88,6 +89,11 @@ class BiFPNc(BaseModule):
             code). Defaults to ``(2, 2, 2)``.
         eps (float): Fast-normalised-fusion epsilon. Defaults to 1e-6.
         preact (bool): Return the pre-ReLU ``T_i``. Defaults to False.
+        channels_last (bool): Run the self-teacher in channels-last (NHWC)
+            memory format. Same math; its depthwise convolutions run much
+            faster on CPU (the FRSKD step on CIFAR ResNet-18, batch 32, one
+            thread: 2.17x instead of 2.54x the plain student's,
+            docs/en/benchmark.md). Defaults to True.
         norm_cfg (dict): Norm config. Defaults to ``dict(type='BN')``.
         init_cfg (dict, optional): Defaults to None: PyTorch default init,
             as the authors.
@@ -107,6 +113,7 @@ class BiFPNc(BaseModule):
                  depth: DepthCfg = (2, 2, 2),
                  eps: float = 1e-6,
                  preact: bool = False,
+                 channels_last: bool = True,
                  norm_cfg: dict = dict(type='BN'),
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -125,6 +132,7 @@ class BiFPNc(BaseModule):
         self.num_classes = num_classes
         self.width = width
         self.preact = preact
+        self.channels_last = channels_last
         self.layer = BiFPNLayer(
             in_channels,
             out_channels,
@@ -151,6 +159,8 @@ class BiFPNc(BaseModule):
         """
         x = check_pyramid(x, self.in_channels, type(self).__name__)
         preact = self.preact if preact is None else preact
+        if self.channels_last:
+            x = [t.contiguous(memory_format=torch.channels_last) for t in x]
         feats = self.layer(x, preact=preact)
         pooled = F.adaptive_avg_pool2d(F.relu(feats[-1]), 1).flatten(1)
         return dict(feats=feats, logits=self.fc(pooled))

@@ -266,3 +266,16 @@ def test_resnet_cifar_taps_equal_frskd_features():
                                                          (128, 4, 4),
                                                          (256, 2, 2),
                                                          (512, 1, 1)]
+
+
+def test_channels_last_is_the_same_function():
+    torch.manual_seed(0)
+    fast = BiFPNc([8, 16], num_classes=5, channels_last=True).eval()
+    plain = BiFPNc([8, 16], num_classes=5, channels_last=False).eval()
+    plain.load_state_dict(fast.state_dict())
+    xs = [torch.randn(2, 8, 8, 8), torch.randn(2, 16, 4, 4)]
+    a, b = fast(xs), plain(xs)
+    assert a['feats'][0].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(a['logits'], b['logits'])
+    for fa, fb in zip(a['feats'], b['feats']):
+        torch.testing.assert_close(fa, fb)
