@@ -2,26 +2,17 @@
 # warm-up); the student is mmdet's R50 config with depth 18
 # (baselines/faster-rcnn_r18_fpn_1x_coco.py). Review path over p2..p6, HCL
 # against the teacher's FPN outputs; the teacher runs backbone + neck only.
-_base_ = ['./baselines/faster-rcnn_r18_fpn_1x_coco.py']
+_base_ = [
+    './baselines/faster-rcnn_r18_fpn_1x_coco.py', './_base_/reviewkd_fpn.py'
+]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
 model = dict(
+    _base_.reviewkd,
     _delete_=True,
-    _scope_='mmkd',
-    type='Distiller',
     student=_base_.model,
     teacher=dict(
         config='mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py',
         checkpoint='checkpoints/faster-rcnn_r101_fpn_1x_coco.pth'),
-    taps=dict(s_fpn='student.neck', t_fpn='teacher.neck'),
-    connectors=dict(
-        review=dict(
-            type='ReviewKDConnector',
-            mid_channels=256,
-            inputs='s_fpn',
-            targets='t_fpn')),
     losses=dict(
-        loss_hcl=dict(
-            type='HCLLoss',
-            loss_weight=1.2,
-            inputs=dict(preds_S='review', preds_T='t_fpn'))))
+        loss_hcl=dict(_base_.reviewkd.losses.loss_hcl, loss_weight=1.2)))

@@ -8,9 +8,10 @@ import os.path as osp
 import textwrap
 
 
-def write(path, text: str) -> str:
+def write(path, *texts: str) -> str:
+    """Write the config made of ``texts``, each dedented, to ``path``."""
     with open(path, 'w') as f:
-        f.write(textwrap.dedent(text))
+        f.write(''.join(textwrap.dedent(text) for text in texts))
     return str(path)
 
 
@@ -105,18 +106,12 @@ def det_config(path, data: dict, depth: int = 18) -> str:
         """)
 
 
-def seg_config(path, data: dict, depth: int = 18) -> str:
-    """mmseg PSPNet R-{depth} on a Cityscapes-layout dataset, 64 px."""
-    return write(path, f"""
-        _base_ = ['mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py']
+def seg_data(data: dict) -> str:
+    """The data part of :func:`seg_config`: ``crop_size`` (64 px), the
+    pipelines and the loaders of a Cityscapes-layout dataset. Also for a
+    config that inherits another one and only swaps in the tiny data."""
+    return textwrap.dedent(f"""
         crop_size = (64, 64)
-        data_preprocessor = dict(size=crop_size)
-        model = dict(
-            data_preprocessor=data_preprocessor,
-            pretrained=None,
-            backbone=dict(depth={depth}),
-            decode_head=dict(in_channels={512 if depth < 50 else 2048}),
-            auxiliary_head=None)
         train_pipeline = [
             dict(type='LoadImageFromFile'),
             dict(type='LoadAnnotations'),
@@ -137,6 +132,22 @@ def seg_config(path, data: dict, depth: int = 18) -> str:
             dataset=dict(data_root={data['data_root']!r},
                          pipeline=test_pipeline))
         test_dataloader = val_dataloader
+        """)
+
+
+def seg_config(path, data: dict, depth: int = 18) -> str:
+    """mmseg PSPNet R-{depth} on a Cityscapes-layout dataset, 64 px."""
+    return write(
+        path, """
+        _base_ = ['mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py']
+        """, seg_data(data), f"""
+        data_preprocessor = dict(size=crop_size)
+        model = dict(
+            data_preprocessor=data_preprocessor,
+            pretrained=None,
+            backbone=dict(depth={depth}),
+            decode_head=dict(in_channels={512 if depth < 50 else 2048}),
+            auxiliary_head=None)
         train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
                          val_interval=2)
         default_hooks = dict(logger=dict(type='LoggerHook', interval=1),

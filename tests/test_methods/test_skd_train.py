@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mmkd.testing import make_cityscapes
-from mmkd.testing.task_configs import seg_config, write
+from mmkd.testing.task_configs import seg_config, seg_data, write
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SKD_CFG = osp.join(ROOT, 'configs', 'skd',
@@ -52,39 +52,19 @@ def test_skd_all_config_trains_and_converts(tmp_path):
     teacher_cfg = seg_config(tmp_path / 'teacher.py', data, depth=18)
     teacher_ckpt = save_random_teacher(teacher_cfg,
                                        str(tmp_path / 'teacher.pth'))
-    # The released config, with tiny data, a tiny teacher, no ImageNet
-    # download, a 1-block critic for the 8x8 logits of 64x64 crops and a
-    # 2-iteration poly schedule.
+    # The released config, with seg_config's tiny data, a tiny teacher, no
+    # ImageNet download, a 1-block critic for the 8x8 logits of 64x64 crops
+    # and a 2-iteration poly schedule.
     cfg = write(
         tmp_path / 'skd_tiny.py', f"""
         _base_ = [{SKD_CFG!r}]
-        crop_size = (64, 64)
+        """, seg_data(data), f"""
         model = dict(
             student=dict(pretrained=None,
                          data_preprocessor=dict(size=crop_size)),
             teacher=dict(config={teacher_cfg!r}, checkpoint={teacher_ckpt!r}),
             critic=dict(conv_dim=8, num_blocks=1, attention_after=(1, )),
             probe_input_shape=(3, 64, 64))
-        train_pipeline = [
-            dict(type='LoadImageFromFile'),
-            dict(type='LoadAnnotations'),
-            dict(type='RandomCrop', crop_size=crop_size),
-            dict(type='PackSegInputs'),
-        ]
-        test_pipeline = [
-            dict(type='LoadImageFromFile'),
-            dict(type='LoadAnnotations'),
-            dict(type='PackSegInputs'),
-        ]
-        train_dataloader = dict(
-            batch_size=2, num_workers=0, persistent_workers=False,
-            dataset=dict(data_root={data['data_root']!r},
-                         pipeline=train_pipeline))
-        val_dataloader = dict(
-            batch_size=1, num_workers=0, persistent_workers=False,
-            dataset=dict(data_root={data['data_root']!r},
-                         pipeline=test_pipeline))
-        test_dataloader = val_dataloader
         train_cfg = dict(max_iters=2, val_interval=2)
         param_scheduler = dict(
             student=[dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,

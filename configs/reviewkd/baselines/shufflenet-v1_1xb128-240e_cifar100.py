@@ -1,18 +1,8 @@
 # CIFAR ShuffleNetV1 (g=3, CRD/ReviewKD code) on CIFAR-100, the authors'
 # schedule with lr 0.02 (their train.py for 'shuffle' students).
-_base_ = ['../_base_/cifar100_bs128_240e.py']
-custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
+_base_ = ['../_base_/cifar100_bs128_240e.py', '../_base_/cifar_classifier.py']
 
 model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='mmkd.CIFARShuffleNetV1'),
-    neck=dict(type='GlobalAveragePooling'),
-    # init_cfg=None keeps PyTorch's default Linear init, as the authors' FC.
-    head=dict(
-        type='LinearClsHead',
-        num_classes=100,
-        in_channels=960,
-        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-        init_cfg=None))
+    backbone=dict(type='mmkd.CIFARShuffleNetV1'), head=dict(in_channels=960))
 
 optim_wrapper = dict(optimizer=dict(lr=0.02))

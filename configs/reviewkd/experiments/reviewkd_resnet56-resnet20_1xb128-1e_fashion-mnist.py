@@ -4,36 +4,26 @@
 # the official weight of this pair (0.6). The authors' warm-up (20 of 240
 # epochs, from 0) is kept as the same fraction of this run: 39 of its 469
 # iterations.
-_base_ = ['./resnet20_1xb128-1e_fashion-mnist.py']
+_base_ = [
+    './resnet20_1xb128-1e_fashion-mnist.py', '../_base_/reviewkd_cifar.py'
+]
 
 model = dict(
+    _base_.reviewkd,
     _delete_=True,
-    _scope_='mmkd',
-    type='Distiller',
     student=_base_.model,
     teacher=dict(
         config='{{fileDirname}}/resnet56_1xb128-3e_fashion-mnist.py',
         # tools/experiments/reviewkd_fashion_mnist.sh sets the one it trains
         checkpoint='checkpoints/reviewkd/resnet56_fashion-mnist.pth'),
     taps=dict(
-        s1='student.backbone.layer1',
-        s2='student.backbone.layer2',
-        s3='student.backbone.layer3',
-        s4='student.neck.gap',
+        _base_.reviewkd.taps,
         t1='teacher.backbone.layer1.8.preact',
         t2='teacher.backbone.layer2.8.preact',
         t3='teacher.backbone.layer3.8.preact',
         t4='teacher.neck.gap'),
-    connectors=dict(
-        review=dict(
-            type='ReviewKDConnector',
-            inputs=['s1', 's2', 's3', 's4'],
-            targets=['t1', 't2', 't3', 't4'])),
     losses=dict(
-        loss_hcl=dict(
-            type='HCLLoss',
-            loss_weight=0.6,
-            inputs=dict(preds_S='review', preds_T=['t1', 't2', 't3', 't4']))),
+        loss_hcl=dict(_base_.reviewkd.losses.loss_hcl, loss_weight=0.6)),
     probe_input_shape=(1, 28, 28))
 
 custom_hooks = [

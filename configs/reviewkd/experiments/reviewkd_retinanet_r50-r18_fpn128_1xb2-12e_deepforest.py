@@ -3,26 +3,20 @@
 # channels = the 128 FPN channels, as the official code uses the FPN width)
 # and HCL against the teacher's FPN outputs, weight 1.0 (the official
 # RetinaNet setting), no warm-up. The teacher runs backbone + neck only.
-_base_ = ['./retinanet_r18-fpn128_1xb2-12e_deepforest.py']
+_base_ = [
+    './retinanet_r18-fpn128_1xb2-12e_deepforest.py',
+    '../_base_/reviewkd_fpn.py'
+]
 
 model = dict(
+    _base_.reviewkd,
     _delete_=True,
-    _scope_='mmkd',
-    type='Distiller',
     student=_base_.model,
     teacher=dict(
         config='{{fileDirname}}/retinanet_r50-fpn128_1xb2-12e_deepforest.py',
         # tools/experiments/reviewkd_deepforest.sh sets the one it trains
         checkpoint='checkpoints/reviewkd/retinanet_r50_deepforest.pth'),
-    taps=dict(s_fpn='student.neck', t_fpn='teacher.neck'),
     connectors=dict(
-        review=dict(
-            type='ReviewKDConnector',
-            mid_channels=128,
-            inputs='s_fpn',
-            targets='t_fpn')),
+        review=dict(_base_.reviewkd.connectors.review, mid_channels=128)),
     losses=dict(
-        loss_hcl=dict(
-            type='HCLLoss',
-            loss_weight=1.0,
-            inputs=dict(preds_S='review', preds_T='t_fpn'))))
+        loss_hcl=dict(_base_.reviewkd.losses.loss_hcl, loss_weight=1.0)))

@@ -1,6 +1,7 @@
 """ReviewKD's review path: a chain of ABF modules from deep to shallow."""
 from typing import List, Optional, Sequence, Tuple
 
+import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -52,6 +53,10 @@ class ReviewKDConnector(BaseModule):
             ``min(512, in_channels[-1])`` (official CIFAR code); the official
             ImageNet MobileNet and Detection code use 256.
         norm_cfg (dict): Norm config of the ABFs. Defaults to BN.
+        channels_last (bool): Run the review path in channels-last (NHWC)
+            memory format: same math, faster convolutions on CPU (ReviewKD
+            step of ResNet32x4 -> ResNet8x4, batch 64: 9 % faster,
+            docs/en/benchmark.md). Defaults to True.
         init_cfg (dict, optional): MMEngine init config. Defaults to None
             (the authors' ABF init).
     """
@@ -61,8 +66,10 @@ class ReviewKDConnector(BaseModule):
                  out_channels: Sequence[int],
                  mid_channels: Optional[int] = None,
                  norm_cfg: dict = dict(type='BN'),
+                 channels_last: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.channels_last = channels_last
         if isinstance(in_channels, int) or isinstance(out_channels, int):
             raise ValueError('in_channels and out_channels must be lists '
                              '(one entry per level, shallow->deep)')
@@ -129,6 +136,8 @@ class ReviewKDConnector(BaseModule):
             raise ValueError(f'expected {num_levels} out_sizes, got '
                              f'{len(out_sizes)}')
 
+        if self.channels_last:
+            x = [f.contiguous(memory_format=torch.channels_last) for f in x]
         outs: List[Optional[Tensor]] = [None] * num_levels
         residual = None
         for i in range(num_levels - 1, -1, -1):

@@ -130,3 +130,14 @@ def test_registry_build():
         dict(type='ReviewKDConnector', in_channels=IN_CH,
              out_channels=OUT_CH, mid_channels=6))
     assert isinstance(conn, ReviewKDConnector) and conn.mid_channels == 6
+
+
+def test_channels_last_is_the_same_function():
+    torch.manual_seed(0)
+    fast = ReviewKDConnector([4, 8], [6, 12], mid_channels=8).eval()
+    plain = ReviewKDConnector([4, 8], [6, 12], mid_channels=8,
+                              channels_last=False).eval()
+    plain.load_state_dict(fast.state_dict())
+    xs = [torch.randn(2, 4, 8, 6), torch.randn(2, 8, 4, 3)]
+    for a, b in zip(fast(xs, [(8, 6), (4, 3)]), plain(xs, [(8, 6), (4, 3)])):
+        torch.testing.assert_close(a, b)
