@@ -312,29 +312,32 @@ class BiFPNLayer(BaseModule):
             list[Tensor]: ``n`` maps ``(B, d_i, H_i, W_i)``.
         """
         n = self.num_levels
-        skips = [
-            self.lat_conv2[i - 1](F.relu(inputs[i])) for i in range(1, n)
-        ]
+        # Every fusion input is ReLU'd (METHODS.md 1.3). The ReLU is applied
+        # once per tensor: the 1x1 blocks (lat_conv, lat_conv2, resizes) end
+        # in ReLU already, and relu(relu(x)) == relu(x) with the same
+        # gradient, so those are not ReLU'd again.
+        relu_in = [F.relu(x) for x in inputs]
+        skips = [self.lat_conv2[i - 1](relu_in[i]) for i in range(1, n)]
         if self.with_lateral:
-            lats = [self.lat_conv[i](F.relu(inputs[i])) for i in range(n)]
+            lats = [self.lat_conv[i](relu_in[i]) for i in range(n)]
+            lats_act = lats  # post-ReLU already
         else:
-            lats = list(inputs)
+            lats, lats_act = list(inputs), relu_in
 
         # top-down: P_{n-1} = L_{n-1}, no conv node on the top level
         top_down = [None] * n
         top_down[n - 1] = lats[n - 1]
         for i in range(n - 2, -1, -1):
-            fused = self.up_fusion[i]([
-                F.relu(lats[i]),
-                self.up_sample[i](F.relu(top_down[i + 1]))
-            ])
+            above = (lats_act[n - 1]
+                     if i + 1 == n - 1 else F.relu(top_down[i + 1]))
+            fused = self.up_fusion[i]([lats_act[i], self.up_sample[i](above)])
             top_down[i] = self.up_conv[i](fused)
 
         # bottom-up: T_0 = P_0, no conv node on the bottom level
         outs = [top_down[0]]
         for i in range(1, n):
             down = self.down_sample[i - 1](F.relu(outs[i - 1]))
-            to_fuse = [F.relu(skips[i - 1])]
+            to_fuse = [skips[i - 1]]
             if i < n - 1:
                 to_fuse.append(F.relu(top_down[i]))
             to_fuse.append(down)
