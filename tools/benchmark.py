@@ -177,11 +177,19 @@ def main():
     data = make_batch(student, args.batch_size, channels, size)
 
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    # lr 0 everywhere: every mode pays for its optimizer step, but no mode
+    # changes the weights the others run with (a detector whose weights a
+    # real step moved can propose very different numbers of boxes).
+    for optimizer in ([optim_wrapper.optimizer] if not hasattr(
+            optim_wrapper, 'optim_wrappers') else
+                      [w.optimizer for w in optim_wrapper.values()]):
+        for group in optimizer.param_groups:
+            group['lr'] = 0.0
     student_copy = copy.deepcopy(student)
     student_optim = OptimWrapper(
-        torch.optim.SGD(student_copy.parameters(), lr=1e-4, momentum=0.9))
+        torch.optim.SGD(student_copy.parameters(), lr=0.0, momentum=0.9))
     floor_optim = OptimWrapper(
-        torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.9))
+        torch.optim.SGD(student.parameters(), lr=0.0, momentum=0.9))
     meter = SavedTensorMeter()
 
     def distiller_step():
