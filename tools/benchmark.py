@@ -35,7 +35,8 @@ from contextlib import contextmanager
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.optim import OptimWrapper, build_optim_wrapper
+from mmengine.optim import (OptimWrapper, OptimWrapperDict,
+                            build_optim_wrapper)
 from mmengine.registry import init_default_scope
 
 
@@ -180,10 +181,10 @@ def main():
     # lr 0 everywhere: every mode pays for its optimizer step, but no mode
     # changes the weights the others run with (a detector whose weights a
     # real step moved can propose very different numbers of boxes).
-    for optimizer in ([optim_wrapper.optimizer] if not hasattr(
-            optim_wrapper, 'optim_wrappers') else
-                      [w.optimizer for w in optim_wrapper.values()]):
-        for group in optimizer.param_groups:
+    wrappers = (list(optim_wrapper.values()) if isinstance(
+        optim_wrapper, OptimWrapperDict) else [optim_wrapper])
+    for wrapper in wrappers:
+        for group in wrapper.optimizer.param_groups:
             group['lr'] = 0.0
     student_copy = copy.deepcopy(student)
     student_optim = OptimWrapper(
