@@ -53,7 +53,9 @@ def read_run(work_dir: str) -> Optional[Dict]:
     done = osp.join(work_dir, 'done')
     if osp.isfile(done):
         with open(done) as f:
-            out['wall_seconds'] = int(f.read().strip() or 0)
+            text = f.read().strip()
+        if text.isdigit():  # the run's wall time, written by skd_nuclei.sh
+            out['wall_seconds'] = int(text)
     return out
 
 
