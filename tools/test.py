@@ -67,7 +67,8 @@ def main():
         import mmengine
         mmengine.dump(metrics, args.out)
     if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+        from train import exit_distributed
+        exit_distributed()
 
 
 if __name__ == '__main__':

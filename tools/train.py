@@ -86,9 +86,28 @@ def main():
         runner = RUNNERS.build(cfg)
     runner.train()
     if torch.distributed.is_initialized():
-        # Without this, gloo's threads can abort the process at exit
-        # ('terminate called without an active exception').
-        torch.distributed.destroy_process_group()
+        exit_distributed()
+
+
+def exit_distributed() -> None:
+    """End a multi-process run cleanly.
+
+    With gloo (CPU), a rank whose peer has already closed its sockets can
+    abort in a C++ destructor at interpreter exit ('terminate called without
+    an active exception', exit code -6) although training finished. So the
+    ranks meet, tear the group down, flush the logs and leave without
+    running those destructors.
+    """
+    import logging
+    import sys
+    backend = torch.distributed.get_backend()
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+    if backend == 'gloo':
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == '__main__':
