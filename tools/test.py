@@ -11,8 +11,6 @@ import argparse
 import os
 import os.path as osp
 
-import torch
-
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -55,7 +53,7 @@ def main():
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
 
-    from mmkd.utils import setup_process
+    from mmkd.utils import exit_distributed, setup_process
     setup_process(cfg)
 
     if 'runner_type' not in cfg:
@@ -66,9 +64,7 @@ def main():
     if args.out and runner.rank == 0:
         import mmengine
         mmengine.dump(metrics, args.out)
-    if torch.distributed.is_initialized():
-        from train import exit_distributed
-        exit_distributed()
+    exit_distributed()
 
 
 if __name__ == '__main__':

@@ -9,8 +9,6 @@ import argparse
 import os
 import os.path as osp
 
-import torch
-
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -77,7 +75,7 @@ def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
 
-    from mmkd.utils import setup_process
+    from mmkd.utils import exit_distributed, setup_process
     setup_process(cfg)
 
     if 'runner_type' not in cfg:
@@ -85,29 +83,7 @@ def main():
     else:
         runner = RUNNERS.build(cfg)
     runner.train()
-    if torch.distributed.is_initialized():
-        exit_distributed()
-
-
-def exit_distributed() -> None:
-    """End a multi-process run cleanly.
-
-    With gloo (CPU), a rank whose peer has already closed its sockets can
-    abort in a C++ destructor at interpreter exit ('terminate called without
-    an active exception', exit code -6) although training finished. So the
-    ranks meet, tear the group down, flush the logs and leave without
-    running those destructors.
-    """
-    import logging
-    import sys
-    backend = torch.distributed.get_backend()
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
-    if backend == 'gloo':
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    exit_distributed()
 
 
 if __name__ == '__main__':

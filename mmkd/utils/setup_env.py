@@ -78,3 +78,26 @@ def setup_process(cfg: Config) -> None:
     filter_known_warnings()
     allow_mmengine_checkpoint_globals()
     setup_cpu_distributed(cfg)
+
+
+def exit_distributed() -> None:
+    """End a multi-process run cleanly (no-op without a process group).
+
+    With gloo (CPU), a rank whose peer has already closed its sockets can
+    abort in a C++ destructor at interpreter exit ('terminate called without
+    an active exception', exit code -6) although training finished. So the
+    ranks meet, tear the group down, flush the logs and leave without
+    running those destructors.
+    """
+    if not dist.is_initialized():
+        return
+    import logging
+    import sys
+    backend = dist.get_backend()
+    dist.barrier()
+    dist.destroy_process_group()
+    if backend == 'gloo':
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
