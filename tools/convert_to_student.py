@@ -34,9 +34,30 @@ def _is_mmkd(value) -> bool:
                                        or value.startswith('mmkd.'))
 
 
+def references_mmkd(value) -> bool:
+    """Whether a config value builds anything from mmkd (a ``type`` of
+    ``'mmkd.*'`` or ``_scope_='mmkd'``, at any depth)."""
+    if isinstance(value, dict):
+        if _is_mmkd(value.get('type')) or value.get('_scope_') == 'mmkd':
+            return True
+        return any(references_mmkd(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(references_mmkd(v) for v in value)
+    return False
+
+
+#: Top-level keys that are handled one by one below.
+_HANDLED = ('model', 'custom_imports', 'custom_hooks')
+
+
 def student_config(cfg: Config) -> Config:
     """The distiller config with ``model`` replaced by the student and every
-    mmkd reference (imports, hooks, wrapper) removed."""
+    mmkd reference (imports, hooks, wrapper, helper variables) removed.
+
+    The only mmkd trace kept is ``custom_imports=['mmkd']`` when the student
+    network itself is one of mmkd's (e.g. ``mmkd.CIFARResNet``, the papers'
+    CIFAR backbones): such a checkpoint cannot be loaded without mmkd.
+    """
     if 'student' not in cfg.model:
         raise ValueError('the config model has no `student`: not an mmkd '
                          'distiller config')
@@ -44,9 +65,17 @@ def student_config(cfg: Config) -> Config:
     student = out.model.student
     student.pop('_scope_', None)
     out.model = student
+    # Helper variables of the distiller configs (e.g. `reviewkd`, `frskd`)
+    # that the Runner never reads.
+    for key in [k for k in out if k not in _HANDLED]:
+        if references_mmkd(out[key]):
+            out.pop(key)
     imports = out.get('custom_imports', {}).get('imports', [])
     imports = [m for m in imports if not _is_mmkd(m)]
+    if references_mmkd(student):
+        imports.append('mmkd')
     if imports:
+        out.setdefault('custom_imports', dict(allow_failed_imports=False))
         out.custom_imports['imports'] = imports
     else:
         out.pop('custom_imports', None)

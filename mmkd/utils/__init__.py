@@ -1,9 +1,10 @@
 from .checkpoint_globals import allow_mmengine_checkpoint_globals
-from .setup_env import (exit_distributed, filter_known_warnings,
-                        replace_sync_bn, setup_cpu_distributed, setup_process)
+from .setup_env import (enable_amp, exit_distributed, filter_known_warnings,
+                        replace_sync_bn, setup_cpu_distributed,
+                        setup_process)
 
 __all__ = [
-    'allow_mmengine_checkpoint_globals', 'exit_distributed',
-    'filter_known_warnings',
-    'replace_sync_bn', 'setup_cpu_distributed', 'setup_process'
+    'allow_mmengine_checkpoint_globals', 'enable_amp', 'exit_distributed',
+    'filter_known_warnings', 'replace_sync_bn', 'setup_cpu_distributed',
+    'setup_process'
 ]

@@ -73,6 +73,41 @@ def setup_cpu_distributed(cfg: Config) -> None:
     os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 
+def enable_amp(cfg: Config, fp32_wrappers: tuple = ('critic', )) -> None:
+    """Switch a config's optimizer wrapper(s) to ``AmpOptimWrapper``.
+
+    A single wrapper (``optim_wrapper=dict(optimizer=...)``) becomes
+    ``AmpOptimWrapper`` with a dynamic loss scale, as mmdet's and mmseg's
+    ``--amp``. A distiller with one wrapper per part
+    (``constructor='mmkd.DistillerOptimWrapperConstructor'``, SKD's student
+    and critic) gets AMP on every part except ``fp32_wrappers``: the WGAN-GP
+    critic stays in float32, because its gradient penalty differentiates
+    the critic's output with ``torch.autograd.grad``, which no loss scaler
+    protects from float16 underflow (its step runs outside the student's
+    autocast context).
+
+    Raises:
+        ValueError: If the config has no optimizer wrapper to switch.
+    """
+    ow = cfg.get('optim_wrapper')
+    if not isinstance(ow, dict):
+        raise ValueError('--amp: the config has no `optim_wrapper` dict')
+    if 'optimizer' in ow:
+        ow['type'] = 'AmpOptimWrapper'
+        ow.setdefault('loss_scale', 'dynamic')
+        return
+    parts = [k for k, v in ow.items() if isinstance(v, dict)
+             and 'optimizer' in v]
+    if not parts:
+        raise ValueError(
+            '--amp: `optim_wrapper` holds no optimizer wrapper config (a '
+            'dict with an `optimizer`, directly or per part of a distiller)')
+    for name in parts:
+        if name not in fp32_wrappers:
+            ow[name]['type'] = 'AmpOptimWrapper'
+            ow[name].setdefault('loss_scale', 'dynamic')
+
+
 def setup_process(cfg: Config) -> None:
     """Everything a tool does before building the Runner."""
     filter_known_warnings()

@@ -51,6 +51,40 @@ def test_student_config_has_no_trace_of_mmkd():
     assert 'mmkd' not in out.pretty_text
 
 
+def test_student_config_drops_helper_variables():
+    # distiller configs keep their shared pieces in top-level variables
+    cfg = Config(
+        dict(
+            default_scope='mmpretrain',
+            reviewkd=dict(_scope_='mmkd', type='Distiller', taps=dict()),
+            stages=[1, 2, 3],
+            hooks=[dict(type='mmkd.DistillLossWarmupHook')],
+            model=dict(
+                _scope_='mmkd',
+                type='Distiller',
+                student=dict(type='ImageClassifier', backbone=dict()))))
+    out = student_config(cfg)
+    assert 'reviewkd' not in out and 'hooks' not in out
+    assert out.stages == [1, 2, 3]  # no mmkd in it: kept
+    assert 'mmkd' not in out.pretty_text
+
+
+def test_student_config_keeps_the_import_of_an_mmkd_backbone():
+    cfg = Config(
+        dict(
+            default_scope='mmpretrain',
+            custom_imports=dict(imports=['mmkd'], allow_failed_imports=False),
+            model=dict(
+                _scope_='mmkd',
+                type='Distiller',
+                student=dict(
+                    type='ImageClassifier',
+                    backbone=dict(type='mmkd.CIFARResNet', arch='resnet20')))))
+    out = student_config(cfg)
+    assert out.model.backbone.type == 'mmkd.CIFARResNet'
+    assert out.custom_imports['imports'] == ['mmkd']
+
+
 def test_convert_refuses_to_overwrite_the_input(tmp_path):
     ckpt = tmp_path / 'a.pth'
     torch.save({'state_dict': {'student.w': torch.ones(1)}}, ckpt)

@@ -85,6 +85,78 @@ def last_scalars(work_dir):
         return [json.loads(line) for line in f]
 
 
+# Run in both processes (the same code): what a user of the task library
+# computes with a loaded model. `extract_feat` checks every backbone/neck
+# weight, the task API's inference the rest of the model.
+STUDENT_OUTPUTS = textwrap.dedent("""
+    import mmcv
+    import torch
+
+    def student_outputs(model, img_path, infer):
+        img = torch.from_numpy(mmcv.imread(img_path)).permute(2, 0, 1)
+        with torch.no_grad():
+            data = model.data_preprocessor(dict(inputs=[img.float()]), False)
+            feats = model.extract_feat(data['inputs'])
+            result = infer(model, img_path)
+        out = dict(feats=[f for f in feats])
+        if hasattr(result, 'pred_instances'):
+            p = result.pred_instances
+            out.update(bboxes=p.bboxes, scores=p.scores, labels=p.labels)
+        else:
+            out.update(seg_logits=result.seg_logits.data)
+        return out
+""")
+
+
+def check_loads_without_mmkd(tmp, cfg, ckpt, init, infer, img_path):
+    """Convert ``ckpt``, load the student with the task library's own
+    ``init`` in a process where mmkd cannot be imported, and compare its
+    outputs with the distiller's student on a real image."""
+    student_ckpt, student_cfg = str(tmp / 'student.pth'), str(tmp /
+                                                               'student.py')
+    run(['tools/convert_to_student.py', cfg, ckpt, student_ckpt])
+    converted = torch.load(student_ckpt, map_location='cpu',
+                           weights_only=True)
+    assert all(not k.startswith(('student.', 'teacher.', 'connectors.'))
+               for k in converted['state_dict'])
+    assert 'mmkd' not in open(student_cfg).read()
+    lib = init.split('.')[0]
+    out_file = str(tmp / 'plain_outputs.pth')
+    script = STUDENT_OUTPUTS + textwrap.dedent(f"""
+        import sys
+        sys.modules['mmkd'] = None  # any import of mmkd fails
+        from {lib}.apis import {init.split('.')[-1]} as init, {infer} as infer
+        model = init({student_cfg!r}, {student_ckpt!r}, device='cpu')
+        torch.save(student_outputs(model, {img_path!r}, infer), {out_file!r})
+    """)
+    run(['-c', script])
+    plain = torch.load(out_file)
+
+    import importlib
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    from mmkd.registry import MODELS
+    dcfg = Config.fromfile(cfg)
+    init_default_scope(lib)
+    distiller = MODELS.build(
+        dict(dcfg.model, data_preprocessor=dcfg.get('data_preprocessor'))
+        if dcfg.get('data_preprocessor') else dcfg.model).eval()
+    load_checkpoint(distiller, ckpt)
+    distiller.student.cfg = Config.fromfile(student_cfg)
+    distiller.student.dataset_meta = converted['meta'].get('dataset_meta')
+    namespace = {}
+    exec(STUDENT_OUTPUTS, namespace)
+    ours = namespace['student_outputs'](
+        distiller.student, img_path,
+        getattr(importlib.import_module(f'{lib}.apis'), infer))
+    assert set(ours) == set(plain)
+    torch.testing.assert_close(ours, plain)
+    return ours
+
+
 @pytest.fixture(scope='module')
 def cls_setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('cls')
@@ -210,6 +282,13 @@ def test_det_distill_train(tmp_path):
     assert 'loss_rpn_cls' in out and 'loss_bbox' in out  # student's own
     assert 'coco/bbox_mAP' in out  # mmdet's CocoMetric on the student
 
+    img = sorted(glob.glob(osp.join(data['data_root'],
+                                    data['val_img_prefix'], '*')))[0]
+    ours = check_loads_without_mmkd(
+        tmp_path, cfg, osp.join(work_dir, 'epoch_1.pth'),
+        'mmdet.apis.init_detector', 'inference_detector', img)
+    assert len(ours['feats']) == 5  # the FPN levels
+
 
 def test_seg_distill_train(tmp_path):
     pytest.importorskip('mmcv.ops', reason='mmseg models need mmcv ops')
@@ -229,3 +308,10 @@ def test_seg_distill_train(tmp_path):
     out = run(['tools/train.py', cfg, '--work-dir', work_dir])
     assert 'distill.loss_at' in out and 'decode.loss_ce' in out
     assert 'mIoU' in out  # mmseg's IoUMetric on the student
+
+    img = sorted(glob.glob(osp.join(data['data_root'], 'leftImg8bit', 'val',
+                                    '*', '*.png')))[0]
+    ours = check_loads_without_mmkd(
+        tmp_path, cfg, osp.join(work_dir, 'iter_2.pth'),
+        'mmseg.apis.init_model', 'inference_model', img)
+    assert ours['seg_logits'].shape[0] == 19  # Cityscapes classes

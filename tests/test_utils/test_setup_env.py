@@ -21,3 +21,32 @@ def test_no_launcher_changes_nothing():
     setup_cpu_distributed(cfg)
     assert 'model_wrapper_cfg' not in cfg
     assert cfg.model.norm_cfg.type == 'SyncBN'
+
+
+def test_enable_amp_single_wrapper():
+    from mmkd.utils import enable_amp
+    cfg = Config(dict(optim_wrapper=dict(
+        type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))))
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+
+
+def test_enable_amp_skd_config_keeps_the_critic_fp32():
+    import os.path as osp
+
+    import pytest
+
+    from mmkd.utils import enable_amp
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(
+        root, 'configs/skd/skd_pspnet_r101-r18-d8_4xb2-80k_cityscapes-'
+        '512x1024.py'))
+    assert 'type' not in cfg.optim_wrapper  # the constructor's own keys
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.student.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.critic.get('type', 'OptimWrapper') == \
+        'OptimWrapper'
+    assert 'type' not in cfg.optim_wrapper  # constructor config untouched
+    with pytest.raises(ValueError, match='no optimizer wrapper'):
+        enable_amp(Config(dict(optim_wrapper=dict(constructor='X'))))
