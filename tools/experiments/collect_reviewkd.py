@@ -45,9 +45,9 @@ EXPERIMENTS = {
         extra=[('coco/bbox_mAP_50', 'mAP@50 (%)')],
         scale=100.0,
         runs=[
-            ('teacher_r50', 'RetinaNet R-50 (teacher, 12 epochs)'),
-            ('baseline_r18', 'RetinaNet R-18 (student baseline, 12 epochs)'),
-            ('reviewkd_r50-r18', 'RetinaNet R-18 + ReviewKD'),
+            ('teacher_r50', 'FCOS R-50/2 (teacher, 200 epochs)'),
+            ('baseline_r18', 'FCOS R-18/2 (student baseline, 100 epochs)'),
+            ('reviewkd_r50-r18', 'FCOS R-18/2 + ReviewKD'),
         ]),
 }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # ReviewKD for detection on the DeepForest tree tiles (45 train / 11 val
 # tiles of about 400 px, one class), 2 CPU cores, everything from scratch:
-#   1. the teacher, RetinaNet R-50 (FPN/head 128 channels), 12 epochs;
-#   2. the student RetinaNet R-18, 12 epochs: baseline and ReviewKD (review
-#      path + HCL over p3..p7), seed 0 (SEEDS="0 1 2" for more);
+#   1. the teacher, FCOS on a half-width ResNet-50, 200 epochs (seed 0);
+#   2. the student, FCOS on a half-width ResNet-18, 100 epochs, for seeds
+#      0 1 2: baseline and ReviewKD (review path + HCL over p3..p5);
 #   3. bbox mAP by mmdet's CocoMetric into the results table
 #      (configs/reviewkd/README.md and $WORK/results.{json,md}).
 #
@@ -11,7 +11,7 @@
 #
 # Needs data/deepforest_coco (bash tools/dataset_converters/prepare_all.sh).
 # Environment: PYTHON (default: .venv/bin/python if present, else python),
-# WORK (default: work_dirs/reviewkd_deepforest), SEEDS (default: "0"),
+# WORK (default: work_dirs/reviewkd_deepforest), SEEDS (default: "0 1 2"),
 # TINY=1 for a quick end-to-end check (1 epoch on 4 training tiles; not
 # written into the README), OMP_NUM_THREADS (default 1). A finished run (its
 # work dir holds `done`) is skipped and an interrupted one resumes from its
@@ -23,10 +23,10 @@ if [ -z "${PYTHON:-}" ]; then
     if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
 fi
 WORK=${WORK:-work_dirs/reviewkd_deepforest}
-SEEDS=${SEEDS:-"0"}
+SEEDS=${SEEDS:-"0 1 2"}
 CFG=configs/reviewkd/experiments
-# One intra-op thread: as fast as two on free cores for these sizes within
-# ~40%, and several times faster when the cores are shared.
+# One intra-op thread: small models, and several times faster than two when
+# the cores are shared.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 OPTS=()
@@ -56,7 +56,7 @@ run() {  # run NAME CONFIG SEED [cfg-options...]
 }
 
 start=$(date +%s)
-run teacher_r50 "$CFG/retinanet_r50-fpn128_1xb2-12e_deepforest.py" 0
+run teacher_r50 "$CFG/fcos_r50-w32_fpn_1xb4-200e_deepforest.py" 0
 # The best checkpoint by mAP; the last one if no epoch produced a detection
 # (an untrained model: CocoMetric then reports nothing).
 TDIR="$WORK/teacher_r50/seed0"
@@ -66,9 +66,9 @@ if [ -z "$TEACHER" ]; then TEACHER=$(cat "$TDIR/last_checkpoint"); fi
 echo "teacher checkpoint: $TEACHER"
 
 for seed in $SEEDS; do
-    run baseline_r18 "$CFG/retinanet_r18-fpn128_1xb2-12e_deepforest.py" "$seed"
+    run baseline_r18 "$CFG/fcos_r18-w32_fpn_1xb4-100e_deepforest.py" "$seed"
     run reviewkd_r50-r18 \
-        "$CFG/reviewkd_retinanet_r50-r18_fpn128_1xb2-12e_deepforest.py" \
+        "$CFG/reviewkd_fcos_r50-r18-w32_fpn_1xb4-100e_deepforest.py" \
         "$seed" model.teacher.checkpoint="$TEACHER"
 done
 echo "all runs: $(( ($(date +%s) - start) / 60 )) min"
