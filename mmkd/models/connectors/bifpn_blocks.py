@@ -349,15 +349,30 @@ class BiFPNLayer(BaseModule):
         return [F.relu(o) for o in outs]
 
 
+def check_in_channels(in_channels: Union[int, Sequence[int]]) -> List[int]:
+    """``in_channels`` as a non-empty list of positive ints (an int is one
+    level), or a ValueError."""
+    if isinstance(in_channels, int):
+        in_channels = [in_channels]
+    in_channels = [int(c) for c in in_channels]
+    if not in_channels or min(in_channels) < 1:
+        raise ValueError(
+            f'in_channels must be positive ints, got {in_channels}')
+    return in_channels
+
+
 def check_pyramid(x: Union[Tensor, Sequence[Tensor]],
-                  in_channels: Sequence[int], name: str) -> List[Tensor]:
+                  in_channels: Sequence[int],
+                  name: str,
+                  halving: bool = True) -> List[Tensor]:
     """Return ``x`` as a list, or raise a ValueError unless it is a pyramid
     the BiFPNs accept (a single tensor is accepted for one level).
 
     ``x`` must be a list/tuple of ``len(in_channels)`` 4-D tensors with the
-    given channels, one batch size, and each level exactly half the height
-    and width of the previous one (nearest x2 upsampling must map level
-    ``i+1`` onto level ``i``).
+    given channels and one batch size, given shallow (finest) to deep. With
+    ``halving`` each level must be exactly half the height and width of the
+    previous one (nearest x2 upsampling must map level ``i+1`` onto level
+    ``i``); ``BiFPNSeg`` resizes between levels and needs no such sizes.
     """
     if isinstance(x, Tensor) and len(in_channels) == 1:
         x = [x]
@@ -377,7 +392,7 @@ def check_pyramid(x: Union[Tensor, Sequence[Tensor]],
         if f.shape[0] != x[0].shape[0]:
             raise ValueError(f'{name}: level {i} has batch size {f.shape[0]}'
                              f', level 0 has {x[0].shape[0]}')
-        if i > 0:
+        if halving and i > 0:
             prev = tuple(x[i - 1].shape[-2:])
             cur = tuple(f.shape[-2:])
             if prev != (2 * cur[0], 2 * cur[1]):

@@ -18,7 +18,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from .bifpn_blocks import PointwiseConvBlock
+from .bifpn_blocks import (PointwiseConvBlock, check_in_channels,
+                           check_pyramid)
 
 Size = Tuple[int, int]
 
@@ -175,12 +176,7 @@ class BiFPNSeg(BaseModule):
                  norm_cfg: dict = dict(type='BN'),
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if isinstance(in_channels, int):
-            in_channels = [in_channels]
-        in_channels = [int(c) for c in in_channels]
-        if not in_channels or min(in_channels) < 1:
-            raise ValueError(
-                f'in_channels must be positive ints, got {in_channels}')
+        in_channels = check_in_channels(in_channels)
         if num_layers < 1:
             raise ValueError(f'num_layers must be >= 1, got {num_layers}')
         num_channels = in_channels[0] if num_channels is None \
@@ -221,7 +217,8 @@ class BiFPNSeg(BaseModule):
         Returns:
             dict: ``feats`` (``n`` maps) and ``logits``.
         """
-        feats = self._check_inputs(x)
+        feats = check_pyramid(x, self.in_channels, type(self).__name__,
+                              halving=False)
         feats = [lat(f) for lat, f in zip(self.laterals, feats)]
         for layer in self.layers:
             feats = layer(feats)
@@ -239,26 +236,3 @@ class BiFPNSeg(BaseModule):
                     mode='bilinear',
                     align_corners=self.align_corners)
         return dict(feats=feats, logits=logits)
-
-    def _check_inputs(self, x) -> List[Tensor]:
-        if isinstance(x, Tensor) and len(self.in_channels) == 1:
-            x = [x]
-        if isinstance(x, Tensor) or not isinstance(x, (list, tuple)):
-            raise ValueError(
-                f'BiFPNSeg expects a list of {len(self.in_channels)} tensors '
-                f'(finest first), got {type(x).__name__}')
-        if len(x) != len(self.in_channels):
-            raise ValueError(
-                f'BiFPNSeg expects {len(self.in_channels)} levels '
-                f'(in_channels={self.in_channels}), got {len(x)}')
-        for i, (f, c) in enumerate(zip(x, self.in_channels)):
-            if not isinstance(f, Tensor) or f.dim() != 4:
-                raise ValueError(f'BiFPNSeg: level {i} must be a (B, C, H, W)'
-                                 f' tensor, got {getattr(f, "shape", f)}')
-            if f.shape[1] != c:
-                raise ValueError(f'BiFPNSeg: level {i} has {f.shape[1]} '
-                                 f'channels, expected in_channels[{i}]={c}')
-            if f.shape[0] != x[0].shape[0]:
-                raise ValueError(f'BiFPNSeg: level {i} has batch size '
-                                 f'{f.shape[0]}, level 0 has {x[0].shape[0]}')
-        return list(x)

@@ -44,7 +44,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from .bifpn_blocks import BiFPNLayer, DepthCfg, check_pyramid
+from .bifpn_blocks import (BiFPNLayer, DepthCfg, check_in_channels,
+                           check_pyramid)
 
 
 @MODELS.register_module()
@@ -117,12 +118,7 @@ class BiFPNc(BaseModule):
                  norm_cfg: dict = dict(type='BN'),
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if isinstance(in_channels, int):
-            in_channels = [in_channels]
-        in_channels = [int(c) for c in in_channels]
-        if not in_channels or min(in_channels) < 1:
-            raise ValueError(
-                f'in_channels must be positive ints, got {in_channels}')
+        in_channels = check_in_channels(in_channels)
         out_channels = [int(width * c) for c in in_channels]
         if min(out_channels) < 1:
             raise ValueError(f'width={width} gives empty levels '
