@@ -37,7 +37,8 @@ EXPERIMENTS = {
             ('baseline_resnet20', 'ResNet-20 (student baseline, 1 epoch)'),
             ('reviewkd_resnet56-resnet20', 'ResNet-20 + ReviewKD'),
             ('kd_resnet56-resnet20', 'ResNet-20 + KD (T=4)'),
-        ]),
+        ],
+        baseline='baseline_resnet20'),
     'deepforest':
     dict(
         metric='coco/bbox_mAP',
@@ -48,7 +49,8 @@ EXPERIMENTS = {
             ('teacher_r50', 'FCOS R-50/2 (teacher, 200 epochs)'),
             ('baseline_r18', 'FCOS R-18/2 (student baseline, 100 epochs)'),
             ('reviewkd_r50-r18', 'FCOS R-18/2 + ReviewKD'),
-        ]),
+        ],
+        baseline='baseline_r18'),
 }
 
 
@@ -138,7 +140,32 @@ def table(experiment: str, results: Dict) -> str:
             row.append(_mean_std([s[f'final:{key}'] for s in seeds], scale))
         row.append(f"{statistics.mean(s['minutes'] for s in seeds):.1f}")
         lines.append('| ' + ' | '.join(row) + ' |')
-    return '\n'.join(lines) + '\n'
+    lines += [''] + _deltas(spec, results)
+    return '\n'.join(lines).rstrip('\n') + '\n'
+
+
+def _deltas(spec: Dict, results: Dict) -> List[str]:
+    """One line per distilled student: its mean final metric minus the
+    baseline's, and on how many seeds it beats the baseline of that seed."""
+    base = results.get(spec['baseline'], {}).get('seeds', {})
+    if not base:
+        return []
+    scale = spec['scale']
+    base_mean = statistics.mean(s['final'] for s in base.values()) * scale
+    runs = [r for r, _ in spec['runs']]
+    lines = []
+    for run in runs[runs.index(spec['baseline']) + 1:]:
+        seeds = results[run]['seeds']
+        if not seeds:
+            continue
+        mean = statistics.mean(s['final'] for s in seeds.values()) * scale
+        paired = [k for k in seeds if k in base]
+        wins = sum(seeds[k]['final'] > base[k]['final'] for k in paired)
+        lines.append(f"- {results[run]['label']} - baseline (mean final "
+                     f"{spec['metric_name']}): {mean - base_mean:+.2f}; "
+                     f'better than the baseline of the same seed on {wins} '
+                     f'of {len(paired)} seeds')
+    return lines
 
 
 def update_readme(readme: str, experiment: str, text: str) -> None:

@@ -1,0 +1,73 @@
+"""tools/experiments/collect_reviewkd.py on hand-written work dirs."""
+import importlib.util
+import json
+import os.path as osp
+import statistics
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def collector():
+    spec = importlib.util.spec_from_file_location(
+        'collect_reviewkd',
+        osp.join(ROOT, 'tools/experiments/collect_reviewkd.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(root, run, seed, values, key='coco/bbox_mAP', done=True):
+    seed_dir = root / run / f'seed{seed}'
+    log = seed_dir / '20260101_000000' / 'vis_data'
+    log.mkdir(parents=True)
+    lines = [json.dumps({key: v, 'coco/bbox_mAP_50': 2 * v, 'step': i})
+             for i, v in enumerate(values, 1)]
+    (log / 'scalars.json').write_text('\n'.join(lines) + '\n')
+    if done:
+        (seed_dir / 'done').write_text('')
+
+
+def test_detection_table_deltas_and_paired_wins(tmp_path, collector):
+    write_run(tmp_path, 'teacher_r50', 0, [0.1, 0.3])
+    base = {0: [0.05, 0.10], 1: [0.06, 0.12], 2: [0.04, 0.11]}
+    rkd = {0: [0.08, 0.13], 1: [0.07, 0.11], 2: [0.09, 0.14]}
+    for seed in base:
+        write_run(tmp_path, 'baseline_r18', seed, base[seed])
+        write_run(tmp_path, 'reviewkd_r50-r18', seed, rkd[seed])
+    write_run(tmp_path, 'reviewkd_r50-r18', 3, [0.9], done=False)
+
+    results = collector.collect('deepforest', str(tmp_path))
+    assert set(results['reviewkd_r50-r18']['seeds']) == {
+        'seed0', 'seed1', 'seed2'}  # seed3 unfinished
+    assert results['baseline_r18']['seeds']['seed1']['best'] == 0.12
+    text = collector.table('deepforest', results)
+
+    final_base = [100 * v[-1] for v in base.values()]
+    final_rkd = [100 * v[-1] for v in rkd.values()]
+    assert (f'{statistics.mean(final_base):.2f} ± '
+            f'{statistics.stdev(final_base):.2f}') in text
+    # mAP@50 column (written as twice the mAP above)
+    assert f'{2 * statistics.mean(final_rkd):.2f}' in text
+    delta = statistics.mean(final_rkd) - statistics.mean(final_base)
+    assert f'baseline (mean final bbox mAP (%)): {delta:+.2f}' in text
+    assert 'on 2 of 3 seeds' in text  # seed 1: 0.11 < 0.12
+
+
+def test_no_detection_counts_as_zero(tmp_path, collector):
+    (tmp_path / 'baseline_r18' / 'seed0' / '20260101_000000' /
+     'vis_data').mkdir(parents=True)
+    (tmp_path / 'baseline_r18' / 'seed0' / '20260101_000000' / 'vis_data' /
+     'scalars.json').write_text(json.dumps({'loss': 1.0}) + '\n')
+    (tmp_path / 'baseline_r18' / 'seed0' / 'done').write_text('')
+    results = collector.collect('deepforest', str(tmp_path))
+    assert results['baseline_r18']['seeds']['seed0']['final'] == 0.0
+
+
+def test_the_shipped_readme_has_both_blocks():
+    text = open(osp.join(ROOT, 'configs/reviewkd/README.md')).read()
+    for name in ('fashion-mnist', 'deepforest'):
+        assert f'<!-- reviewkd-{name}:start -->' in text
+        assert f'<!-- reviewkd-{name}:end -->' in text
