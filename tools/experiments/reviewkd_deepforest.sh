@@ -41,19 +41,7 @@ if [ ! -f data/deepforest_coco/annotations/instances_train.json ]; then
     exit 1
 fi
 
-run() {  # run NAME CONFIG SEED [cfg-options...]
-    local name=$1 config=$2 seed=$3
-    shift 3
-    local dir="$WORK/$name/seed$seed"
-    if [ -f "$dir/done" ]; then
-        echo "[skip] $dir is complete"
-        return
-    fi
-    echo "[$(date +%H:%M:%S)] $name seed $seed -> $dir"
-    "$PYTHON" tools/train.py "$config" --work-dir "$dir" --resume \
-        --cfg-options randomness.seed="$seed" ${OPTS[@]+"${OPTS[@]}"} "$@"
-    touch "$dir/done"
-}
+source tools/experiments/resumable_run.sh
 
 start=$(date +%s)
 run teacher_r50 "$CFG/fcos_r50-w32_fpn_1xb4-200e_deepforest.py" 0

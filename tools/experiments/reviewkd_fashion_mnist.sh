@@ -43,19 +43,7 @@ if [ ! -f data/fashion_mnist/train-images-idx3-ubyte ]; then
     exit 1
 fi
 
-run() {  # run NAME CONFIG SEED [cfg-options...]
-    local name=$1 config=$2 seed=$3
-    shift 3
-    local dir="$WORK/$name/seed$seed"
-    if [ -f "$dir/done" ]; then
-        echo "[skip] $dir is complete"
-        return
-    fi
-    echo "[$(date +%H:%M:%S)] $name seed $seed -> $dir"
-    "$PYTHON" tools/train.py "$config" --work-dir "$dir" --resume \
-        --cfg-options randomness.seed="$seed" ${OPTS[@]+"${OPTS[@]}"} "$@"
-    touch "$dir/done"
-}
+source tools/experiments/resumable_run.sh
 
 best_ckpt() {  # the best checkpoint of a work dir
     ls -t "$1"/best_accuracy_top1_epoch_*.pth | head -n 1

@@ -1,0 +1,48 @@
+"""The model zoo as the metafiles list it: every path exists, and every
+released weight file carries the sha256 prefix of its bytes in its name and
+holds a plain student (no distiller keys)."""
+import glob
+import hashlib
+import os.path as osp
+import re
+
+import pytest
+import torch
+import yaml
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+MODELS = [
+    (osp.relpath(path, ROOT), model)
+    for path in sorted(glob.glob(osp.join(ROOT, 'configs', '*',
+                                          'metafile.yml')))
+    for model in yaml.safe_load(open(path))['Models']
+]
+RELEASED = [(f, m) for f, m in MODELS if 'Weights' in m]
+
+
+def test_the_zoo_has_released_models():
+    assert len(RELEASED) >= 6
+
+
+@pytest.mark.parametrize('metafile,model', MODELS,
+                         ids=[m['Name'] for _, m in MODELS])
+def test_paths_exist(metafile, model):
+    for key in ('Config', 'Weights', 'Student Config', 'Training Log'):
+        if key in model:
+            assert osp.isfile(osp.join(ROOT, model[key])), \
+                f'{metafile}: {model["Name"]}: {key} {model[key]} is missing'
+
+
+@pytest.mark.parametrize('metafile,model', RELEASED,
+                         ids=[m['Name'] for _, m in RELEASED])
+def test_released_weights_hash_and_keys(metafile, model):
+    path = osp.join(ROOT, model['Weights'])
+    match = re.search(r'-([0-9a-f]{8})\.pth$', path)
+    assert match, f'{path}: no sha256 prefix in the name'
+    with open(path, 'rb') as f:
+        assert hashlib.sha256(f.read()).hexdigest().startswith(
+            match.group(1))
+    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    assert set(ckpt) <= {'meta', 'state_dict'}  # no training state
+    assert not any(k.startswith(('student.', 'teacher.', 'connectors.',
+                                 'critic.')) for k in ckpt['state_dict'])
