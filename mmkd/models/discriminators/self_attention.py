@@ -12,7 +12,7 @@ from mmkd.registry import MODELS
 @MODELS.register_module()
 class SAGANSelfAttention(BaseModule):
     """Self-attention of SAGAN (Zhang et al., 2019, Eq. 1-3), as the SKD
-    discriminator's ``Self_Attn`` (METHODS.md 3.3).
+    discriminator's ``Self_Attn`` (docs/en/methods.md#skd-discriminator).
 
     With ``N = H * W`` positions and 1x1 convs (all with bias)
     ``q, k: C -> C // reduction`` and ``v: C -> C``::

@@ -16,8 +16,8 @@ from .self_attention import SAGANSelfAttention
 @MODELS.register_module()
 class SKDDiscriminator(BaseModule):
     """Critic of SKD's holistic (adversarial) distillation, the ``D`` of the
-    paper's ``l_ho`` (Liu et al., CVPR 2019 / TPAMI, Sec. 3.1; METHODS.md
-    3.3).
+    paper's ``l_ho`` (Liu et al., CVPR 2019 / TPAMI, Sec. 3.1;
+    docs/en/methods.md#skd-discriminator).
 
     It scores a whole segmentation map: WGAN-GP pushes the score of the
     teacher's map up and the student's one down. Architecture (authors'

@@ -52,7 +52,7 @@ def _unwrap_state_dict_keys(module: nn.Module, state_dict: dict, prefix: str,
 class AdversarialDistiller(Distiller):
     """:class:`Distiller` plus a critic trained against the student, as the
     holistic distillation of SKD (Liu et al., CVPR 2019 / TPAMI, Sec. 3.1,
-    ``l_ho``; METHODS.md 3.3).
+    ``l_ho``; docs/en/methods.md#skd-holistic).
 
     The student minimises its task losses, the ``distill.*`` losses of the
     :class:`Distiller` (pixel-wise, pair-wise...) and the holistic generator

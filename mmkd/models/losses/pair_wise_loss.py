@@ -24,9 +24,9 @@ def _normalize_nodes(feat: Tensor) -> Tensor:
 @MODELS.register_module()
 class PairWiseLoss(nn.Module):
     """Pair-wise distillation of SKD: the paper's ``l_pa`` (Liu et al.,
-    CVPR 2019 / TPAMI, Sec. 3.1, Eq. 2 by recollection, number UNVERIFIED),
-    as the authors' ``CriterionPairWiseforWholeFeatAfterPool`` +
-    ``sim_dis_compute`` (METHODS.md 3.3).
+    CVPR 2019 / TPAMI, Sec. 3.1), as the authors'
+    ``CriterionPairWiseforWholeFeatAfterPool`` + ``sim_dis_compute``
+    (docs/en/methods.md#skd-pair-wise).
 
     The feature map is a graph whose nodes are (aggregated) spatial
     positions; the edge weight is the cosine similarity of two nodes. The
@@ -49,7 +49,8 @@ class PairWiseLoss(nn.Module):
     Paper vs code: the TPAMI paper describes ``beta x beta`` node
     aggregation; the released run uses ``scale=0.5`` (2x2 nodes for a 512
     crop) and ``lambda_pa = 0.5``. Re-implementations differ (CIRKD: 2x2
-    kernel, non-detached ``F.normalize``), see METHODS.md 3.4/3.6. If
+    kernel, non-detached ``F.normalize``), see
+    docs/en/methods.md#skd-paper-vs-code. If
     ``int(scale * size)`` is 0 (tiny maps, where the authors' code fails)
     the kernel is clamped to 1.
 
