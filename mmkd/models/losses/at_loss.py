@@ -12,7 +12,8 @@ Feats = Union[Tensor, Sequence[Tensor]]
 
 @MODELS.register_module()
 class ATLoss(nn.Module):
-    """Attention transfer as FRSKD's ``Attention.at_loss`` (METHODS.md 1.4).
+    """Attention transfer as FRSKD's ``Attention.at_loss``
+    (docs/en/methods.md#at).
 
     FRSKD paper Sec. 3.2, the feature-distillation term, which is attention
     transfer (Zagoruyko & Komodakis, ICLR 2017, Eq. 2) with ``p = 2``. For

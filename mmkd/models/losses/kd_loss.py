@@ -8,7 +8,7 @@ from mmkd.registry import MODELS
 
 @MODELS.register_module()
 class KDLoss(nn.Module):
-    """Hinton KD loss as FRSKD's ``DistillKL`` (METHODS.md 1.4).
+    """Hinton KD loss as FRSKD's ``DistillKL`` (docs/en/methods.md#kd).
 
     FRSKD paper Sec. 3.2, the soft-label distillation term (Hinton et al.
     2015) with temperature ``T``: ``KL(p_t || p_s) * T^2`` where

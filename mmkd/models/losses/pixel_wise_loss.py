@@ -10,32 +10,31 @@ from mmkd.registry import MODELS
 class PixelWiseLoss(nn.Module):
     """Pixel-wise distillation of SKD: the paper's ``l_pi`` (Liu et al.,
     CVPR 2019 / TPAMI "Structured Knowledge Distillation for Dense
-    Prediction", Sec. 3.1, Eq. 1 by recollection, number UNVERIFIED).
+    Prediction", Sec. 3.1; docs/en/methods.md#skd-pixel-wise).
 
     Each spatial position of the ``(B, C, H, W)`` class logits is a
     ``C``-way distribution; the student's distribution is pulled towards the
     teacher's one at the logits' own resolution (no upsampling; the authors
-    tap the 1/8-resolution logits, METHODS.md 3.2)::
+    tap the 1/8-resolution logits, docs/en/methods.md#skd-tapped-tensors)::
 
         p = softmax(z / tau, dim=1)
         mode='kl':  l(b, h, w) = KL(p_t || p_s) = sum_c p_t (log p_t - log p_s)
         mode='ce':  l(b, h, w) = H(p_t, p_s)    = sum_c -p_t log p_s
         per image:  L_b = tau^2 * sum_{h,w} l(b, h, w) / (H * W)
         batch_reduction='sum':  loss = sum_b L_b        (authors' code)
-        batch_reduction='mean': loss = mean_b L_b       (paper's notation)
+        batch_reduction='mean': loss = mean_b L_b       (per-image average)
 
-    Paper vs code (METHODS.md 3.3 and pitfall 1):
+    Paper vs code (docs/en/methods.md#skd-paper-vs-code):
 
     * The official ``CriterionPixelWise`` computes the cross-entropy
       ``H(p_t, p_s) = KL(p_t || p_s) + H(p_t)`` (``mode='ce'``). The teacher
       entropy ``H(p_t)`` does not depend on the student, so both modes give
-      the same gradient; ``'kl'`` (the default) is the paper's quantity and
-      is 0 when the student matches the teacher.
+      the same gradient; ``'kl'`` (the default) is the divergence itself,
+      0 when the student matches the teacher.
     * The code divides by ``H * W`` only, i.e. it **sums over the batch**
       (``batch_reduction='sum'``, the default, faithful to the run that gave
-      the published numbers: batch 8 on one GPU). The paper's notation is a
-      per-image average (METHODS.md, UNVERIFIED recollection); use
-      ``batch_reduction='mean'`` for it (the loss then no longer grows with
+      the published numbers: batch 8 on one GPU). For a per-image average
+      use ``batch_reduction='mean'`` (the loss then no longer grows with
       the batch size, so ``loss_weight`` must be multiplied by ``B`` to
       reproduce the code).
     * The code uses ``tau = 1``. For ``tau != 1`` the usual ``tau^2`` factor

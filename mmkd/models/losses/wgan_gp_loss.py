@@ -19,7 +19,8 @@ def gradient_penalty(critic: Callable,
                      fake: Tensor,
                      image: Optional[Tensor] = None) -> Tensor:
     """WGAN-GP gradient penalty (Gulrajani et al., 2017, Eq. 3), as SKD's
-    ``CriterionAdditionalGP`` (METHODS.md 3.3), without ``lambda_gp``::
+    ``CriterionAdditionalGP`` (docs/en/methods.md#skd-holistic), without
+    ``lambda_gp``::
 
         alpha ~ U(0, 1) per sample (broadcast over C, H, W)
         x_hat = alpha * real + (1 - alpha) * fake        # detached inputs
@@ -71,9 +72,8 @@ def gradient_penalty(critic: Callable,
 @MODELS.register_module()
 class HolisticCriticLoss(nn.Module):
     """Critic (discriminator) loss of SKD's holistic distillation, WGAN-GP
-    (the paper's ``l_ho``, Sec. 3.1, Eq. 3 by recollection, number
-    UNVERIFIED; METHODS.md 3.3: ``CriterionAdv`` +
-    ``CriterionAdditionalGP``)::
+    (the paper's ``l_ho``, Sec. 3.1; the authors' ``CriterionAdv`` +
+    ``CriterionAdditionalGP``, docs/en/methods.md#skd-holistic)::
 
         loss = w * [ -mean D(t) + mean D(s) ] + w * lambda_gp * GP(t, s)
 
@@ -149,7 +149,7 @@ class HolisticCriticLoss(nn.Module):
 @MODELS.register_module()
 class HolisticGeneratorLoss(nn.Module):
     """Student (generator) term of SKD's holistic distillation
-    (``CriterionAdvForG``, METHODS.md 3.3)::
+    (``CriterionAdvForG``, docs/en/methods.md#skd-holistic)::
 
         loss = -loss_weight * mean D(s)
 
