@@ -11,7 +11,8 @@ class DistillLossRampUpHook(DistillLossWarmupHook):
     """Switch distillation losses off, then ramp them up as
     ``exp(-5 (1 - t)^2)``.
 
-    FRSKD's segmentation training (``segmentation/main.py``, METHODS.md 1.5)
+    FRSKD's segmentation training (``segmentation/main.py``,
+    docs/en/methods.md#frskd-segmentation)
     trains with the distillation weights at 0 for the first ``warmup``
     epochs (40 of 60) and then multiplies them by the "sigmoid" ramp-up of
     the mean-teacher code, ``sigmoid_rampup(epoch + 1 - warmup, length)``::

@@ -2,7 +2,7 @@
 
 They restate ``classification/models/utils.py`` (``DepthConvBlock``,
 ``MaxPool2dStaticSamePadding``) and ``BiFPN_layer`` of the official FRSKD code
-(MingiJi/FRSKD, see METHODS.md 1.3).
+(MingiJi/FRSKD, see docs/en/methods.md#frskd-bifpnc).
 
 Initialisation: the authors use PyTorch's defaults everywhere (conv
 ``kaiming_uniform_(a=sqrt(5))``, BN weight 1 / bias 0, fusion weights 1).
@@ -195,7 +195,8 @@ class FastNormalizedFusion(nn.Module):
 
 
 class BiFPNLayer(BaseModule):
-    """One bidirectional FPN layer of FRSKD (``BiFPN_layer``), METHODS.md 1.3.
+    """One bidirectional FPN layer of FRSKD (``BiFPN_layer``),
+    docs/en/methods.md#frskd-bifpnc.
 
     With ``F_i`` the inputs (level 0 = highest resolution), ``n`` levels,
     ``relu = F.relu`` and ``Fuse`` a :class:`FastNormalizedFusion`::
@@ -312,10 +313,10 @@ class BiFPNLayer(BaseModule):
             list[Tensor]: ``n`` maps ``(B, d_i, H_i, W_i)``.
         """
         n = self.num_levels
-        # Every fusion input is ReLU'd (METHODS.md 1.3). The ReLU is applied
-        # once per tensor: the 1x1 blocks (lat_conv, lat_conv2, resizes) end
-        # in ReLU already, and relu(relu(x)) == relu(x) with the same
-        # gradient, so those are not ReLU'd again.
+        # Every fusion input is ReLU'd (docs/en/methods.md#frskd-bifpnc). The
+        # ReLU is applied once per tensor: the 1x1 blocks (lat_conv,
+        # lat_conv2, resizes) end in ReLU already, and relu(relu(x)) ==
+        # relu(x) with the same gradient, so those are not ReLU'd again.
         relu_in = [F.relu(x) for x in inputs]
         skips = [self.lat_conv2[i - 1](relu_in[i]) for i in range(1, n)]
         if self.with_lateral:

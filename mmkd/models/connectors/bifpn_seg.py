@@ -1,8 +1,9 @@
 """``BiFPNSeg``: the FRSKD self-teacher for semantic segmentation.
 
 FRSKD's segmentation code (MingiJi/FRSKD ``segmentation/utils/BiFPN.py`` and
-``efficientdet.py``, METHODS.md 1.5) builds the self-teacher differently
-from the classification ``BiFPNc``, so it is a connector of its own. It
+``efficientdet.py``, docs/en/methods.md#frskd-segmentation) builds the
+self-teacher differently from the classification ``BiFPNc``, so it is a
+connector of its own. It
 reuses :class:`~mmkd.models.connectors.bifpn_blocks.PointwiseConvBlock` for
 the optional lateral projections only: the segmentation nodes are 1x1
 *depthwise* convs, the fusions are plain sums and the resizes are bilinear
@@ -103,7 +104,7 @@ class BiFPNSegLayer(nn.Module):
 @MODELS.register_module()
 class BiFPNSeg(BaseModule):
     """FRSKD self-teacher for segmentation (dense logits), as the authors'
-    segmentation code (METHODS.md 1.5).
+    segmentation code (docs/en/methods.md#frskd-segmentation).
 
     The official network (``EfficientDet`` in ``segmentation/utils``) is
     EfficientNet-b0 + FPN -> 6 levels -> ``BiFPN1`` (3 ``BiFPNSeg`` layers,

@@ -3,8 +3,9 @@
 Student backbones, and which of their module outputs are FRSKD's features
 -----------------------------------------------------------------------------
 FRSKD's student backbones put the ReLU at the *input* of each residual block
-and return ``relu(stage_output)`` (METHODS.md 1.2). That is the same function
-as a standard post-activation ResNet, so no FRSKD-specific ResNet is needed:
+and return ``relu(stage_output)`` (docs/en/methods.md#frskd-student-features).
+That is the same function as a standard post-activation ResNet, so no
+FRSKD-specific ResNet is needed:
 
 * **CIFAR ResNet-18** (``cifarresnet18``): mmpretrain 1.2.0's
   ``ResNet_CIFAR(depth=18)`` computes the same function: 3x3 stride-1 stem
@@ -51,7 +52,7 @@ from .bifpn_blocks import (BiFPNLayer, DepthCfg, check_in_channels,
 @MODELS.register_module()
 class BiFPNc(BaseModule):
     """FRSKD self-teacher ``BiFPNc`` (paper Sec. 3.1; official
-    ``classification/models/bifpnc.py``), as METHODS.md 1.3.
+    ``classification/models/bifpnc.py``), docs/en/methods.md#frskd-bifpnc.
 
     The student's features ``F_i`` (level 0 = highest resolution, ``c_i``
     channels) are projected to ``d_i = int(width * c_i)`` channels and fused
