@@ -4,7 +4,8 @@
 #     model = dict(_delete_=True, student=_base_.model, **_base_.frskd)
 #     model['connectors']['self_teacher']['num_classes'] = <classes>
 # and sets custom_imports = dict(imports=['mmkd'], ...).
-# Total loss (METHODS.md 1.4), the student's own CE coming from its head:
+# Total loss (docs/en/methods.md#frskd-losses), the student's own CE coming
+# from its head:
 #     CE(student) + CE(self-teacher) + alpha * KD_T + beta * sum_i AT_i
 # with alpha = 2, beta = 100, T = 4 (the authors' CIFAR-100 values).
 # The stage outputs of mmpretrain's ResNets are exactly the authors'
