@@ -1,4 +1,6 @@
-"""FRSKD as a config of the generic Distiller (METHODS.md 1.4).
+"""FRSKD as a config of the generic Distiller.
+
+Losses as in docs/en/methods.md#frskd-losses.
 
 The distiller is built from the shipped CIFAR-100 ResNet-18 config and run
 on 16x16 inputs with a batch of 4; every expected value is recomputed here

@@ -117,7 +117,7 @@ def _block_pool(x, size):
 
 
 def _hcl(preds_s, preds_t):
-    """HCL written out per METHODS.md 2.4 (sum over stages)."""
+    """HCL as docs/en/methods.md#reviewkd-hcl (sum over stages)."""
     total = 0.
     for fs, ft in zip(preds_s, preds_t):
         h = fs.shape[2]

@@ -300,10 +300,11 @@ def test_critic_step_is_its_own_loss_gradient(teacher_ckpt):
     model.train_step(batch(), ow)
 
     call, = rec.critic_calls
-    # Independent WGAN-GP loss (METHODS.md 3.3), weights 0.1 and 10, on a
-    # copy of the critic taken right before the critic loss, with the same
-    # random interpolation, calling D on teacher, student, interpolates (the
-    # order matters for the spectral-norm power iterations).
+    # Independent WGAN-GP loss (docs/en/methods.md#skd-holistic), weights 0.1
+    # and 10, on a copy of the critic taken right before the critic loss,
+    # with the same random interpolation, calling D on teacher, student,
+    # interpolates (the order matters for the spectral-norm power
+    # iterations).
     s, t = call['preds_S'], call['preds_T']
     critic = copy.deepcopy(call['critic'])
     torch.set_rng_state(call['rng'])

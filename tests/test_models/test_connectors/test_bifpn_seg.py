@@ -1,4 +1,7 @@
-"""BiFPNSeg: the FRSKD segmentation self-teacher (METHODS.md 1.5)."""
+"""BiFPNSeg: the FRSKD segmentation self-teacher.
+
+See docs/en/methods.md#frskd-segmentation.
+"""
 import pytest
 import torch
 import torch.nn as nn

@@ -30,9 +30,9 @@ def randomize_bn(module, seed=0):
 
 
 def naive_bifpnc(m, feats, preact=False):
-    """METHODS.md 1.3 pseudo-code, written with explicit indices and the
-    module's own sub-layers; fusion weights recomputed from the raw
-    parameters with the formula relu(w) / (sum(relu(w)) + 1e-6)."""
+    """docs/en/methods.md#frskd-bifpnc pseudo-code, written with explicit
+    indices and the module's own sub-layers; fusion weights recomputed from
+    the raw parameters with the formula relu(w) / (sum(relu(w)) + 1e-6)."""
     lay = m.layer
     n = len(feats)
 
