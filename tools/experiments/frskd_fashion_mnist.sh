@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # FRSKD on Fashion-MNIST (complete set, 60,000 / 10,000), 2 CPU cores:
-# the ResNet-14 student (configs/frskd/resnet14_fashion-mnist_baseline.py),
+# the ResNet-14 student (experiments/frskd/resnet14_fashion-mnist_baseline.py),
 # 2 epochs, trained CE-only (baseline) and with FRSKD
-# (configs/frskd/resnet14_fashion-mnist.py) for seeds 0 1 2, then the
+# (experiments/frskd/resnet14_fashion-mnist.py) for seeds 0 1 2, then the
 # results table (configs/frskd/README.md and $WORK/results.{json,md}).
 #
 #   bash tools/experiments/frskd_fashion_mnist.sh
@@ -31,7 +31,7 @@ fi
 WORK=${WORK:-work_dirs/frskd_fashion_mnist}
 SEEDS=${SEEDS:-"0 1 2"}
 JOBS=${JOBS:-2}
-CFG=configs/frskd
+CFG=experiments/frskd
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 
 OPTS=()
@@ -87,7 +87,7 @@ while [ "$running" -gt 0 ]; do
 done
 echo "all runs: $(( ($(date +%s) - start) / 60 )) min"
 
-README_ARGS=(--readme "$CFG/README.md")
+README_ARGS=(--readme configs/frskd/README.md)
 if [ "${TINY:-0}" = 1 ]; then README_ARGS=(); fi
 "$PYTHON" tools/experiments/collect_frskd.py "$WORK" \
     ${README_ARGS[@]+"${README_ARGS[@]}"}

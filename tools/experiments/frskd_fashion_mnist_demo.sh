@@ -3,7 +3,7 @@
 #   1. unpacks Fashion-MNIST into data/fashion_mnist if it is missing;
 #   2. trains the CE-only baseline and FRSKD (BiFPNc self-teacher) side by
 #      side, one process per core, each for one epoch on 20,000 training
-#      images (configs/frskd/resnet14_fashion-mnist-demo{_baseline,}.py),
+#      images (experiments/frskd/resnet14_fashion-mnist-demo{_baseline,}.py),
 #      and prints both top-1 on the 10,000 test images;
 #   3. converts the FRSKD checkpoint into a plain mmpretrain student
 #      (tools/convert_to_student.py) and loads it with mmpretrain's
@@ -26,7 +26,7 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 WORK=${WORK:-work_dirs/frskd_fashion_mnist_demo}
 SEED=${SEED:-0}
-CFG=configs/frskd
+CFG=experiments/frskd
 # one intra-op thread per training: two trainings fill the two cores
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 start=$(date +%s)

@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=model_zoo/reviewkd
-CFG=configs/reviewkd/experiments
+CFG=experiments/reviewkd
 SEEDS=${SEEDS:-"0 1 2"}
 DET_SEEDS=${DET_SEEDS:-"0"}
 mkdir -p "$OUT/logs"

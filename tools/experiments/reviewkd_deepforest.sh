@@ -24,7 +24,7 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 WORK=${WORK:-work_dirs/reviewkd_deepforest}
 SEEDS=${SEEDS:-"0 1 2"}
-CFG=configs/reviewkd/experiments
+CFG=experiments/reviewkd
 # One intra-op thread: small models, and several times faster than two when
 # the cores are shared.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}

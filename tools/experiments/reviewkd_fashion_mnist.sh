@@ -25,7 +25,7 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 WORK=${WORK:-work_dirs/reviewkd_fashion_mnist}
 SEEDS=${SEEDS:-"0 1 2"}
-CFG=configs/reviewkd/experiments
+CFG=experiments/reviewkd
 # Small models: one intra-op thread per process wastes nothing on 2 cores
 # and does not slow down when the cores are shared; the data loader worker
 # takes the other core.

@@ -5,7 +5,8 @@
 # epochs, from 0) is kept as the same fraction of this run: 39 of its 469
 # iterations.
 _base_ = [
-    './resnet20_1xb128-1e_fashion-mnist.py', '../_base_/reviewkd_cifar.py'
+    './resnet20_1xb128-1e_fashion-mnist.py',
+    '../../configs/reviewkd/_base_/reviewkd_cifar.py'
 ]
 
 model = dict(

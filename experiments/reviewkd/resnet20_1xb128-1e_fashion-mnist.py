@@ -1,7 +1,10 @@
 # Student baseline of the Fashion-MNIST ReviewKD experiment: CIFAR ResNet-20
 # (CRD/ReviewKD code, grey input), 1 epoch (what 3 seeds x 3 methods fit in
 # about an hour of 2 CPU cores).
-_base_ = ['./fashion-mnist_bs128.py', '../_base_/cifar_classifier.py']
+_base_ = [
+    './fashion-mnist_bs128.py',
+    '../../configs/reviewkd/_base_/cifar_classifier.py'
+]
 
 model = dict(
     backbone=dict(type='mmkd.CIFARResNet', arch='resnet20', in_channels=1),

@@ -5,7 +5,7 @@
 #                                             undetached features, the student)
 #        + alpha * KD_T(student || self-teacher)         alpha 2, T 4
 #        + beta * sum_stages AT(student, self-teacher)   beta 100
-# KD and AT detach the self-teacher side (METHODS.md 1.4).
+# KD and AT detach the self-teacher side (docs/en/methods.md#frskd-losses).
 _base_ = ['./resnet14_fashion-mnist_baseline.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 

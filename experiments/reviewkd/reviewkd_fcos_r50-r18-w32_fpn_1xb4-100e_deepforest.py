@@ -5,7 +5,8 @@
 # official one-stage setting, RetinaNet R101 -> R50), no warm-up. The
 # teacher runs backbone + neck only.
 _base_ = [
-    './fcos_r18-w32_fpn_1xb4-100e_deepforest.py', '../_base_/reviewkd_fpn.py'
+    './fcos_r18-w32_fpn_1xb4-100e_deepforest.py',
+    '../../configs/reviewkd/_base_/reviewkd_fpn.py'
 ]
 
 model = dict(

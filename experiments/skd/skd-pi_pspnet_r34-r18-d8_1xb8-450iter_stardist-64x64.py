@@ -8,8 +8,7 @@ model = dict(
     type='Distiller',
     student=_base_.model,
     teacher=dict(
-        config='configs/skd/stardist/'
-        'pspnet_r34-d8_1xb8-900iter_stardist-64x64.py',
+        config='{{fileDirname}}/pspnet_r34-d8_1xb8-900iter_stardist-64x64.py',
         # trained by tools/experiments/skd_nuclei.sh
         checkpoint='work_dirs/skd_nuclei/teacher/iter_900.pth'),
     taps=dict(

@@ -1,6 +1,9 @@
 # Teacher of the Fashion-MNIST ReviewKD experiment: CIFAR ResNet-56
 # (CRD/ReviewKD code, grey input), 3 epochs.
-_base_ = ['./fashion-mnist_bs128.py', '../_base_/cifar_classifier.py']
+_base_ = [
+    './fashion-mnist_bs128.py',
+    '../../configs/reviewkd/_base_/cifar_classifier.py'
+]
 
 model = dict(
     backbone=dict(type='mmkd.CIFARResNet', arch='resnet56', in_channels=1),
