@@ -22,11 +22,17 @@ class DistillLossWarmupHook(Hook):
     ``by_epoch=False`` the ramp is per iteration: ``min(1, iter /
     warmup_iters)``, 0 for the first iteration.
 
+    ``offset`` is added to the 0-based counter: ``offset=1`` reproduces a
+    1-based epoch, e.g. DKD's ``min(1, epoch / 20)`` in mdistiller, whose
+    epochs count from 1 (scale 1/20 in the first epoch, 1 from the 20th).
+
     Args:
         warmup (int): Epochs (or iterations) of the ramp.
         losses (Sequence[str], optional): Names of the distiller's losses to
             scale (as in its config, e.g. ``'loss_hcl'``); all if None.
         by_epoch (bool): Ramp over epochs (default) or iterations.
+        offset (int): Added to the 0-based epoch (iteration) before the
+            division. Defaults to 0.
     """
 
     priority = 'NORMAL'
@@ -34,9 +40,13 @@ class DistillLossWarmupHook(Hook):
     def __init__(self,
                  warmup: int,
                  losses: Optional[Sequence[str]] = None,
-                 by_epoch: bool = True) -> None:
+                 by_epoch: bool = True,
+                 offset: int = 0) -> None:
         if warmup <= 0:
             raise ValueError(f'warmup must be positive, got {warmup}')
+        if offset < 0:
+            raise ValueError(f'offset must be >= 0, got {offset}')
+        self.offset = offset
         self.warmup = warmup
         self.losses = None if losses is None else list(losses)
         self.by_epoch = by_epoch
@@ -67,7 +77,7 @@ class DistillLossWarmupHook(Hook):
 
     def scale(self, epoch: int, iteration: int) -> float:
         progress = epoch if self.by_epoch else iteration
-        return min(1.0, progress / self.warmup)
+        return min(1.0, (progress + self.offset) / self.warmup)
 
     def before_train_iter(self,
                           runner,
