@@ -7,10 +7,10 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch import Tensor
-from torch.nn.utils.parametrizations import spectral_norm
 
 from mmkd.registry import MODELS
 from .self_attention import SAGANSelfAttention
+from .spectral_norm import spectral_norm
 
 
 @MODELS.register_module()
@@ -53,15 +53,16 @@ class SKDDiscriminator(BaseModule):
       fails because it always calls the 4th block and the 512-channel
       attention), so ``num_blocks=4`` here, with the attention after the
       blocks listed in ``attention_after``.
-    * Spectral norm: ``torch.nn.utils.parametrizations.spectral_norm`` (one
-      power iteration per training-mode forward, ``sigma = u^T W v``, like
-      the authors' custom ``SpectralNorm``) instead of their module. It
-      differs in that (1) it runs 15 power iterations when wrapping the conv
-      (the authors start from random ``u, v``), (2) it does not update
-      ``u, v`` in eval mode (the authors' does in every forward; the critic
-      is only used in training), (3) ``normalize`` uses ``max(||x||, eps)``
-      instead of ``||x|| + eps``, (4) the state-dict keys differ
-      (``parametrizations.weight.original``, ``_u``, ``_v``).
+    * Spectral norm: mmkd's :class:`AuthorsSpectralNorm`, the authors'
+      power iteration (one per training-mode forward, ``v`` updated from
+      ``u``, then ``u`` from ``v``, ``sigma = u^T W v``, norms offset by
+      ``1e-12``, random initial vectors). Differences: ``u, v`` are buffers
+      (the authors: non-trainable parameters ``weight_u``, ``weight_v``,
+      raw weight ``weight_bar``) under torch's parametrization keys
+      (``parametrizations.weight.original``, ``parametrizations.weight.0._u``
+      and ``._v``, the keys of mmkd's earlier critic, whose checkpoints
+      load unchanged); in eval mode they are not updated (the authors'
+      update in every forward; the critic only runs in training).
     * The authors return ``[out, attn1, attn2]``; only ``out`` is used by
       their losses, so only the critic map is returned.
     * Initialisation: PyTorch defaults, as the authors.
@@ -186,12 +187,17 @@ class SKDDiscriminator(BaseModule):
         """
         H, W = x.shape[-2:]
         if self.output_size(H) < 1 or self.output_size(W) < 1:
+            need = self.final_kernel * 2**self.num_blocks
             raise ValueError(
                 f'SKDDiscriminator: input {H}x{W} is too small for '
-                f'{self.num_blocks} stride-2 blocks and the final '
-                f'{self.final_kernel}x{self.final_kernel} conv (need at '
-                f'least {self.final_kernel * 2**self.num_blocks} pixels per '
-                'side)')
+                f'num_blocks={self.num_blocks} stride-2 blocks and the final '
+                f'{self.final_kernel}x{self.final_kernel} conv: need at least '
+                f'{need} pixels per side. The critic sees the logits at the '
+                'segmentor output resolution, i.e. crop size / output stride '
+                '(512 / 8 = 64 in the authors\' run): use a larger crop size '
+                '(train_dataloader RandomCrop crop_size), a model with a '
+                'smaller output stride, or fewer critic blocks '
+                '(critic=dict(num_blocks=..., attention_after=...))')
         if self.preprocess is not None:
             x = self.preprocess(x)
         for i, block in enumerate(self.blocks):

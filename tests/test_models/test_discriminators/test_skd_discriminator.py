@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -162,3 +163,107 @@ def test_build_from_registry():
              input_mode='image_softmax'))
     assert isinstance(model, SKDDiscriminator)
     assert _sn_convs(model)[0].in_channels == 22
+
+
+def _l2n(x):
+    return x / (np.linalg.norm(x) + 1e-12)
+
+
+def _sn_state(conv):
+    """float64 numpy copies of (W as a matrix, u, v)."""
+    p = conv.parametrizations.weight
+    return (p.original.detach().double().flatten(1).numpy().copy(),
+            p[0]._u.double().numpy().copy(), p[0]._v.double().numpy().copy())
+
+
+def test_power_iteration_in_the_authors_order():
+    torch.manual_seed(0)
+    model = SKDDiscriminator(19, conv_dim=8).train()
+    convs = _sn_convs(model)
+    before = [_sn_state(c) for c in convs]
+    model(torch.randn(2, 19, 64, 64))  # one power iteration per conv
+    model.eval()  # read the weights without another iteration
+    rel_diff = []
+    for conv, (W, u0, v0) in zip(convs, before):
+        # authors' networks/spectral.py: v from u, then u from v
+        v = _l2n(W.T @ u0)
+        u = _l2n(W @ v)
+        sigma = u @ W @ v
+        _, u_new, v_new = _sn_state(conv)
+        np.testing.assert_allclose(u_new, u, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(v_new, v, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(conv.weight.detach().double().flatten(1),
+                                   W / sigma, rtol=1e-5, atol=1e-8)
+        # torch's built-in order (u from v, then v from u) from the same
+        # vectors gives another normalising factor
+        u_t = _l2n(W @ v0)
+        v_t = _l2n(W.T @ u_t)
+        rel_diff.append(abs(u_t @ W @ v_t - sigma) / sigma)
+    assert max(rel_diff) > 1e-3, rel_diff
+
+
+def test_spectral_norm_gradient_through_sigma_only_via_w():
+    torch.manual_seed(0)
+    conv = _sn_convs(SKDDiscriminator(3, conv_dim=8).eval())[1]
+    W, u, v = _sn_state(conv)
+    R = np.random.default_rng(0).standard_normal(W.shape)
+    (conv.weight.flatten(1) * torch.from_numpy(R).float()).sum().backward()
+    # d/dW sum(R * W / sigma), sigma = u^T W v with u, v constants
+    sigma = u @ W @ v
+    expected = R / sigma - (R * W).sum() / sigma**2 * np.outer(u, v)
+    grad = conv.parametrizations.weight.original.grad.double().flatten(1)
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_spectral_norm_vectors_fixed_in_eval_and_resumed():
+    torch.manual_seed(0)
+    model = SKDDiscriminator(4, conv_dim=8)
+    x = torch.randn(2, 4, 64, 64)
+    for _ in range(3):
+        model(x)
+    model.eval()
+    state = [_sn_state(c)[1:] for c in _sn_convs(model)]
+    out = model(x)
+    for _ in range(2):
+        torch.testing.assert_close(model(x), out)
+    for conv, (u, v) in zip(_sn_convs(model), state):
+        np.testing.assert_array_equal(_sn_state(conv)[1], u)
+        np.testing.assert_array_equal(_sn_state(conv)[2], v)
+    # the vectors are in the state dict: a new critic resumes from them
+    keys = model.state_dict().keys()
+    assert 'blocks.0.0.parametrizations.weight.0._u' in keys
+    assert 'blocks.0.0.parametrizations.weight.0._v' in keys
+    torch.manual_seed(1)
+    resumed = SKDDiscriminator(4, conv_dim=8)
+    resumed.load_state_dict(model.state_dict())
+    torch.testing.assert_close(resumed.eval()(x), out)
+    model.train()
+    resumed.train()
+    torch.testing.assert_close(resumed(x), model(x))  # same next iteration
+
+
+def test_spectral_norm_loads_checkpoints_of_torchs_parametrization():
+    # mmkd's earlier critic used torch.nn.utils.parametrizations.spectral_norm
+    from torch.nn.utils.parametrizations import spectral_norm as torch_sn
+    torch.manual_seed(0)
+    old = torch_sn(nn.Conv2d(3, 8, 4, 2, 1))
+    old(torch.randn(1, 3, 8, 8))
+    ours = _sn_convs(SKDDiscriminator(3, conv_dim=8))[0]
+    assert set(ours.state_dict()) == set(old.state_dict())
+    ours.load_state_dict(old.state_dict())
+    old.eval()
+    ours.eval()
+    torch.testing.assert_close(ours.weight, old.weight)
+
+
+def test_too_small_input_names_the_knobs():
+    with pytest.raises(ValueError) as err:
+        SKDDiscriminator(3, conv_dim=8)(torch.randn(1, 3, 48, 64))
+    msg = str(err.value)
+    assert '48x64' in msg and 'at least 64' in msg
+    for knob in ('crop size', 'output stride', 'num_blocks'):
+        assert knob in msg
+    # with the fewer blocks it suggests, the same map is scored
+    assert SKDDiscriminator(3, conv_dim=8, num_blocks=3,
+                            attention_after=(3, ))(torch.randn(
+                                1, 3, 48, 64)).shape == (1, 1, 3, 5)
