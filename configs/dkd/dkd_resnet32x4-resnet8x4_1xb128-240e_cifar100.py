@@ -38,6 +38,4 @@ optim_wrapper = dict(optimizer=dict(nesterov=False))
 param_scheduler = dict(milestones=[150, 180, 210])
 
 # mdistiller's warm-up: min(1, epoch / 20) with epochs counted from 1.
-custom_hooks = [
-    dict(type='mmkd.DistillLossWarmupHook', warmup=20, offset=1)
-]
+custom_hooks = [dict(type='mmkd.DistillLossWarmupHook', warmup=20, offset=1)]

@@ -13,7 +13,9 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METHODS_DOC = osp.join(ROOT, 'docs', 'en', 'methods.md')
 # Spelled in pieces so that this file does not match itself.
 FORBIDDEN = ('METHODS' + '.md', '..' + '/shared')
-SKIP_DIRS = {'.git', '.venv', 'work_dirs', 'data', 'checkpoints', '__pycache__'}
+SKIP_DIRS = {
+    '.git', '.venv', 'work_dirs', 'data', 'checkpoints', '__pycache__'
+}
 
 
 def _tracked_files():
@@ -86,8 +88,7 @@ def test_github_anchor_rules():
 
 def test_no_file_refers_to_notes_outside_the_repository():
     offenders = [
-        f'{path}:{lineno}: {line.strip()}'
-        for path, text in _texts()
+        f'{path}:{lineno}: {line.strip()}' for path, text in _texts()
         for lineno, line in enumerate(text.splitlines(), 1)
         if any(word in line for word in FORBIDDEN)
     ]
@@ -110,9 +111,9 @@ def test_every_methods_doc_anchor_exists():
         + '\n'.join(broken)
 
 
-@pytest.mark.parametrize('method', [
-    'kd', 'fitnets', 'at', 'frskd', 'reviewkd', 'skd', 'dkd', 'sources'
-])
+@pytest.mark.parametrize(
+    'method',
+    ['kd', 'fitnets', 'at', 'frskd', 'reviewkd', 'skd', 'dkd', 'sources'])
 def test_every_method_has_a_section(method):
-    assert method in heading_anchors(open(METHODS_DOC,
-                                          encoding='utf-8').read())
+    assert method in heading_anchors(
+        open(METHODS_DOC, encoding='utf-8').read())

@@ -32,8 +32,9 @@ def teacher_ckpt(tmp_path_factory):
     cfg = Config.fromfile(CONFIG)
     init_default_scope('mmpretrain')
     teacher = build_task_model(
-        dict(load_model_config(cfg.model.teacher.config).model,
-             _scope_='mmpretrain'))
+        dict(
+            load_model_config(cfg.model.teacher.config).model,
+            _scope_='mmpretrain'))
     path = str(tmp_path_factory.mktemp('dkd') / 'resnet32x4.pth')
     torch.save({'state_dict': teacher.state_dict()}, path)
     return path
@@ -101,9 +102,8 @@ def test_config_settings_are_the_authors():
     # mdistiller: min(1, epoch / 20) with epochs counted from 1
     hook_cfg, = cfg.custom_hooks
     hook = HOOKS.build(copy.deepcopy(hook_cfg))
-    assert [hook.scale(e, 0) for e in (0, 1, 18, 19, 30)] == [
-        1 / 20, 2 / 20, 19 / 20, 1.0, 1.0
-    ]
+    assert [hook.scale(e, 0) for e in (0, 1, 18, 19, 30)
+            ] == [1 / 20, 2 / 20, 19 / 20, 1.0, 1.0]
 
 
 def test_config_builds_and_one_train_step(teacher_ckpt):
@@ -152,8 +152,10 @@ def test_config_builds_and_one_train_step(teacher_ckpt):
     dkd = log_vars['distill.loss_dkd']
     assert torch.isfinite(torch.as_tensor(dkd))
     torch.testing.assert_close(
-        torch.as_tensor(dkd, dtype=torch.float64), expected / 20,
-        rtol=1e-4, atol=1e-6)
+        torch.as_tensor(dkd, dtype=torch.float64),
+        expected / 20,
+        rtol=1e-4,
+        atol=1e-6)
     assert torch.isfinite(seen['fc']).all() and seen['fc'].abs().sum() > 0
     assert not torch.equal(fc.detach(), before)
     assert all(

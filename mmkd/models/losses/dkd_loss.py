@@ -110,8 +110,7 @@ class DKDLoss(nn.Module):
         return torch.cat([log_gt, log_other], dim=1) - log_all
 
     @staticmethod
-    def _check(preds_S: Tensor, preds_T: Tensor,
-               gt: Optional[Tensor]) -> None:
+    def _check(preds_S: Tensor, preds_T: Tensor, gt: Optional[Tensor]) -> None:
         if gt is None:
             raise ValueError(
                 'DKDLoss needs the ground-truth classes: map its `gt` '

@@ -48,8 +48,7 @@ def _logits(b=6, k=10, scale=3.0, seed=0):
     return s, t, gt
 
 
-@pytest.mark.parametrize('alpha, beta, tau', [(1.0, 8.0, 4.0),
-                                              (0.5, 2.0, 1.0),
+@pytest.mark.parametrize('alpha, beta, tau', [(1.0, 8.0, 4.0), (0.5, 2.0, 1.0),
                                               (1.0, 0.0, 2.0),
                                               (0.0, 1.0, 2.0)])
 def test_dkd_matches_hand_computation(alpha, beta, tau):
