@@ -55,6 +55,11 @@ def main():
 
     from mmkd.utils import exit_distributed, setup_process
     setup_process(cfg)
+    teacher = cfg.model.get('teacher') if isinstance(cfg.model, dict) else None
+    if isinstance(teacher, dict):
+        # The teacher does not run in test (the student is evaluated): it is
+        # built for the distiller's structure, its checkpoint is not read.
+        teacher['load_checkpoint'] = False
 
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)

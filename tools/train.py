@@ -1,7 +1,7 @@
 """Train a model (a distiller or a plain task model) with MMEngine's Runner.
 
 Usage:
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp [--amp-dtype D]]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 Multi-process: tools/train.sh CONFIG N (GPUs, or CPU processes with gloo).
 """
@@ -26,7 +26,15 @@ def parse_args():
         help='resume from the given checkpoint, or from the latest one in '
         'the work dir if no path is given')
     parser.add_argument(
-        '--amp', action='store_true', help='mixed precision training')
+        '--amp',
+        action='store_true',
+        help='mixed precision training: float16 with loss scaling on CUDA, '
+        'bfloat16 autocast on CPU')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=['float16', 'bfloat16'],
+        help='with --amp: the autocast dtype (default float16 on CUDA, '
+        'bfloat16 on CPU)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -59,7 +67,7 @@ def merge_args(cfg: Config, args) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
         from mmkd.utils import enable_amp
-        enable_amp(cfg)
+        enable_amp(cfg, dtype=args.amp_dtype)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -75,7 +83,10 @@ def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
 
+    from mmkd.engine.runner import enable_safe_checkpoints
     from mmkd.utils import exit_distributed, setup_process
+    # atomic checkpoints and exact resume (docs/en/reliability.md)
+    enable_safe_checkpoints(cfg)
     setup_process(cfg)
 
     if 'runner_type' not in cfg:

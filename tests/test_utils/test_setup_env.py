@@ -1,3 +1,5 @@
+import copy
+
 from mmengine.config import Config
 
 from mmkd.utils import replace_sync_bn, setup_cpu_distributed
@@ -27,9 +29,36 @@ def test_enable_amp_single_wrapper():
     from mmkd.utils import enable_amp
     cfg = Config(dict(optim_wrapper=dict(
         type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))))
-    enable_amp(cfg)
+    enable_amp(cfg, cuda=True)
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
+
+
+def test_enable_amp_cuda_dtype_and_given_loss_scale():
+    from mmkd.utils import enable_amp
+    cfg = Config(dict(optim_wrapper=dict(
+        optimizer=dict(type='SGD', lr=0.1), loss_scale=512.)))
+    enable_amp(cfg, dtype='bf16', cuda=True)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 512.
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+
+
+def test_enable_amp_cpu_is_bf16_autocast_without_scaler():
+    import pytest
+
+    from mmkd.utils import enable_amp
+    cfg = Config(dict(optim_wrapper=dict(
+        type='AmpOptimWrapper', loss_scale='dynamic',
+        optimizer=dict(type='SGD', lr=0.1))))
+    enable_amp(cfg, cuda=False)
+    assert cfg.optim_wrapper.type == 'mmkd.AutocastOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    assert 'loss_scale' not in cfg.optim_wrapper
+    with pytest.raises(ValueError, match='float16 needs CUDA'):
+        enable_amp(cfg, dtype='float16', cuda=False)
+    with pytest.raises(ValueError, match="'float16' or 'bfloat16'"):
+        enable_amp(cfg, dtype='int8', cuda=False)
 
 
 def test_enable_amp_skd_config_keeps_the_critic_fp32():
@@ -43,10 +72,15 @@ def test_enable_amp_skd_config_keeps_the_critic_fp32():
         root, 'configs/skd/skd_pspnet_r101-r18-d8_4xb2-80k_cityscapes-'
         '512x1024.py'))
     assert 'type' not in cfg.optim_wrapper  # the constructor's own keys
-    enable_amp(cfg)
+    cpu_cfg = copy.deepcopy(cfg)
+    enable_amp(cfg, cuda=True)
     assert cfg.optim_wrapper.student.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.critic.get('type', 'OptimWrapper') == \
         'OptimWrapper'
     assert 'type' not in cfg.optim_wrapper  # constructor config untouched
+    enable_amp(cpu_cfg, cuda=False)
+    assert cpu_cfg.optim_wrapper.student.type == 'mmkd.AutocastOptimWrapper'
+    assert cpu_cfg.optim_wrapper.critic.get('type', 'OptimWrapper') == \
+        'OptimWrapper'
     with pytest.raises(ValueError, match='no optimizer wrapper'):
         enable_amp(Config(dict(optim_wrapper=dict(constructor='X'))))

@@ -1,8 +1,8 @@
 from .ground_truth import GROUND_TRUTH_KEYS, get_ground_truth
 from .task_model import (build_task_model, build_teacher, freeze,
-                         load_model_config, load_state_dict_strict)
+                         load_model_config, load_teacher_state_dict)
 
 __all__ = [
     'GROUND_TRUTH_KEYS', 'get_ground_truth', 'build_task_model',
-    'build_teacher', 'freeze', 'load_model_config', 'load_state_dict_strict'
+    'build_teacher', 'freeze', 'load_model_config', 'load_teacher_state_dict'
 ]

@@ -1,16 +1,21 @@
 """Build the task models (students and teachers) of mmpretrain/mmdet/mmseg."""
 import copy
 import importlib
+import logging
 import os.path as osp
 from typing import Optional, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.model import BaseModel, revert_sync_batchnorm
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import nn
+
+from .teacher_precision import (check_teacher_precision,
+                                set_teacher_precision)
 
 #: The OpenMMLab task libraries mmkd distils, by registry scope.
 TASK_SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
@@ -84,14 +89,23 @@ def _first(items, n: int = 5) -> str:
     return ', '.join(items[:n]) + more
 
 
-def load_state_dict_strict(model: nn.Module, checkpoint: str,
-                           what: str) -> None:
-    """Load ``checkpoint`` into ``model``, every key and shape matching.
+def load_teacher_state_dict(model: nn.Module,
+                            checkpoint: str,
+                            what: str,
+                            strict: bool = True) -> None:
+    """Load ``checkpoint`` into ``model``.
+
+    With ``strict`` (default) every key and shape must match. With
+    ``strict=False`` (checkpoints from another version of the task library,
+    EMA copies, a classifier for other classes), the keys present in both
+    with equal shapes are loaded and the missing, unexpected and
+    shape-mismatched ones are logged as a warning.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: keys or shapes do not match; names the file and the
-            first mismatched keys.
+        ValueError: with ``strict``, keys or shapes do not match (names the
+            file and the first mismatched keys); without it, no key at all
+            fits.
     """
     if not (osp.isfile(checkpoint) or '://' in checkpoint):
         raise FileNotFoundError(
@@ -105,61 +119,95 @@ def load_state_dict_strict(model: nn.Module, checkpoint: str,
     own = model.state_dict()
     missing = set(own) - set(state)
     unexpected = set(state) - set(own)
-    bad_shape = [
-        f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
+    bad_shape = {
+        k: f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
         for k in set(own) & set(state)
         if torch.is_tensor(state[k]) and state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or bad_shape:
-        lines = [f"{what} checkpoint '{checkpoint}' does not fit the "
-                 f'{what} model ({type(model).__name__}):']
-        if missing:
-            lines.append(f'  missing keys: {_first(missing)}')
-        if unexpected:
-            lines.append(f'  unexpected keys: {_first(unexpected)}')
-        if bad_shape:
-            lines.append(f'  shape mismatch (checkpoint vs model): '
-                         f'{_first(bad_shape, 3)}')
+    }
+    if not (missing or unexpected or bad_shape):
+        model.load_state_dict(state, strict=True)
+        return
+    lines = [f"{what} checkpoint '{checkpoint}' does not fit the "
+             f'{what} model ({type(model).__name__}):']
+    if missing:
+        lines.append(f'  missing keys: {_first(missing)}')
+    if unexpected:
+        lines.append(f'  unexpected keys: {_first(unexpected)}')
+    if bad_shape:
+        lines.append(f'  shape mismatch (checkpoint vs model): '
+                     f'{_first(bad_shape.values(), 3)}')
+    if strict:
         if any(k.startswith('student.') for k in unexpected):
             lines.append('  This looks like an mmkd distiller checkpoint: '
                          'convert it with tools/convert_to_student.py.')
         else:
-            lines.append('  Check that the config matches the checkpoint.')
+            lines.append('  Check that the config matches the checkpoint, or '
+                         'set strict=False in the teacher dict to load the '
+                         'keys that fit.')
         raise ValueError('\n'.join(lines))
-    model.load_state_dict(state, strict=True)
+    fitting = {k: v for k, v in state.items()
+               if k in own and k not in bad_shape}
+    if not fitting:
+        raise ValueError('\n'.join(lines + [
+            '  No key fits, even with strict=False: check that the config '
+            'matches the checkpoint.']))
+    model.load_state_dict(fitting, strict=False)
+    print_log('\n'.join(lines + [
+        f'  strict=False: loaded the {len(fitting)} of {len(own)} keys that '
+        'fit; the others keep their initial values.']),
+              logger='current',
+              level=logging.WARNING)
 
 
 def build_teacher(config: Union[str, dict, Config, None] = None,
                   checkpoint: Optional[str] = None,
-                  model: Optional[dict] = None) -> BaseModel:
+                  model: Optional[dict] = None,
+                  strict: bool = True,
+                  precision: Optional[str] = None,
+                  channels_last: bool = False,
+                  load_checkpoint: bool = True) -> BaseModel:
     """Build a frozen teacher from a config file/package path or model dict.
 
     Args:
         config: A config path (local or ``'mmdet::...'``) whose ``model``
-            is the teacher.
+            is the teacher. A relative path is resolved by
+            :func:`mmkd.utils.resolve_teacher_configs` (relative to the
+            config file that names it) when the tools load the config.
         checkpoint: The teacher's trained weights (required).
         model: A model dict, instead of ``config``.
+        strict: Every key of the checkpoint and the model must match
+            (default). ``False`` loads the keys that fit and logs the rest.
+        precision: ``'fp32'``, ``'bf16'`` or ``'fp16'`` (CUDA only): the
+            teacher's forward (and only it) runs in that dtype; its tapped
+            features reach the losses as float32. ``None`` (default): the
+            training precision.
+        channels_last: Run the teacher in channels-last memory format.
+        load_checkpoint: ``False`` builds the teacher without loading
+            ``checkpoint`` (``tools/test.py``: the teacher does not run in
+            test, and its file need not exist there).
     """
     if (config is None) == (model is None):
         raise ValueError('teacher: give exactly one of `config` (a config '
                          'path) or `model` (a model dict)')
+    check_teacher_precision(precision)
     if config is not None:
         cfg = load_model_config(config)
         model = copy.deepcopy(dict(cfg.model))
         if cfg.get('default_scope') and not model.get('_scope_'):
             model['_scope_'] = cfg.default_scope
-    if checkpoint is None:
+    if checkpoint is None and load_checkpoint:
         raise ValueError(
             'teacher: `checkpoint` is required (a teacher with random '
             'weights teaches nothing). Give the path of a trained checkpoint.')
     # init_weights() is never called: the weights come from `checkpoint`, so
     # a backbone's `init_cfg=Pretrained(...)` downloads nothing.
     teacher = build_task_model(ConfigDict(model))
-    load_state_dict_strict(teacher, checkpoint, 'teacher')
+    if load_checkpoint:
+        load_teacher_state_dict(teacher, checkpoint, 'teacher', strict=strict)
     # SyncBN equals BN in eval mode, and BN also runs on CPU under gloo.
     teacher = revert_sync_batchnorm(teacher)
     freeze(teacher)
-    return teacher
+    return set_teacher_precision(teacher, precision, channels_last)
 
 
 def freeze(model: nn.Module) -> None:
