@@ -14,5 +14,5 @@ model = dict(
     losses=dict(
         loss_at=dict(
             type='ATLoss',
-            loss_weight=1000.0 / 2,  # beta / 2 as in the AT paper's code
+            loss_weight=1000.0,  # beta on the sum, as the authors' code
             inputs=dict(preds_S='s_fpn', preds_T='t_fpn'))))
