@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# FRSKD's small-data protocol on Fashion-MNIST (configs/frskd/README.md,
+# "Small-data protocol"), 2 CPU cores:
+#   1. selection, on the validation split only (2,000 training images
+#      50,000-51,999), seed 100: the baseline's lr from LRS (default
+#      "0.1 0.03"); FRSKD's alpha/beta from WEIGHTS at the chosen lr;
+#   2. comparison: baseline and FRSKD at the selected settings for SEEDS
+#      (default "0 1 2 3 4"), each tested once at the end on the 10,000 test
+#      images and on its own 1,000 training images (fit);
+#   3. the results (tools/experiments/collect_frskd_small_data.py).
+#
+#   bash tools/experiments/frskd_small_data.sh
+#
+# Environment: PYTHON, WORK (default work_dirs/frskd_small_data), SEEDS,
+# LRS, WEIGHTS (default "2,100", the authors' CIFAR-100 values; alpha,beta pairs), JOBS (default 2:
+# trainings at a time, one thread each), STAGE (select|compare|all, default
+# all), LR / ALPHA / BETA to skip a selection. Finished runs are skipped and
+# interrupted ones resume, so the script can simply be restarted.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
+fi
+WORK=${WORK:-work_dirs/frskd_small_data}
+SEEDS=${SEEDS:-"0 1 2 3 4"}
+LRS=${LRS:-"0.1 0.03"}
+WEIGHTS=${WEIGHTS:-"2,100"}
+JOBS=${JOBS:-2}
+STAGE=${STAGE:-all}
+CFG=experiments/frskd
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+OPTS=()
+
+if [ ! -f data/fashion_mnist/t10k-labels-idx1-ubyte ]; then
+    "$PYTHON" tools/dataset_converters/prepare_fashion_mnist.py data/fashion_mnist
+fi
+source tools/experiments/resumable_run.sh
+
+# test NAME SEED CONFIG [cfg-options...]: the final checkpoint on the test set
+# (test.json) and on the training subset (fit.json)
+evaluate() {
+    local name=$1 seed=$2 config=$3
+    shift 3
+    local dir="$WORK/$name/seed$seed"
+    local ckpt
+    ckpt=$(ls "$dir"/epoch_*.pth | sort -V | tail -n 1)
+    [ -f "$dir/test.json" ] || "$PYTHON" tools/test.py "$config" "$ckpt" \
+        --work-dir "$dir/test" --out "$dir/test.json" --cfg-options "$@" \
+        > "$dir/test.log" 2>&1
+    [ -f "$dir/fit.json" ] || "$PYTHON" tools/test.py "$config" "$ckpt" \
+        --work-dir "$dir/test" --out "$dir/fit.json" --cfg-options "$@" \
+        test_dataloader.dataset.split=train \
+        test_dataloader.dataset.test_mode=False \
+        test_dataloader.dataset.indices=1000 > "$dir/fit.log" 2>&1
+}
+
+# job NAME CONFIG SEED [cfg-options...]: train, then evaluate; logs to
+# $WORK/NAME/seedN.log
+job() {
+    local name=$1 config=$2 seed=$3
+    shift 3
+    mkdir -p "$WORK/$name"
+    {
+        run "$name" "$config" "$seed" "$@" && \
+        evaluate "$name" "$seed" "$config" randomness.seed="$seed" "$@"
+    } > "$WORK/$name/seed$seed.log" 2>&1 || {
+        echo "[$(date +%H:%M:%S)] FAILED $name seed $seed ($WORK/$name/seed$seed.log)" >&2
+        return 1
+    }
+    echo "[$(date +%H:%M:%S)] done $name seed $seed"
+}
+
+# at most JOBS jobs at a time
+throttle() { while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done; }
+
+best_of() {  # best_of RUN...: the run with the highest final validation top-1
+    "$PYTHON" tools/experiments/collect_frskd_small_data.py "$WORK" --best "$@"
+}
+
+if [ "$STAGE" != compare ]; then
+    for lr in $LRS; do
+        throttle
+        job "select_baseline_lr$lr" "$CFG/resnet14_fashion-mnist-1k_baseline.py" 100 \
+            optim_wrapper.optimizer.lr="$lr" &
+    done
+    wait
+fi
+if [ -z "${LR:-}" ]; then
+    runs=(); for lr in $LRS; do runs+=("select_baseline_lr$lr"); done
+    LR=$(best_of "${runs[@]}" | sed 's/select_baseline_lr//')
+fi
+echo "baseline lr selected on the validation split: $LR"
+if [ "$STAGE" != compare ]; then
+    for w in $WEIGHTS; do
+        throttle
+        job "select_frskd_lr${LR}_a${w%,*}_b${w#*,}" "$CFG/resnet14_fashion-mnist-1k.py" 100 \
+            optim_wrapper.optimizer.lr="$LR" model.losses.loss_kd.loss_weight="${w%,*}" \
+            model.losses.loss_at.loss_weight="${w#*,}" &
+    done
+    wait
+fi
+if [ -z "${ALPHA:-}" ]; then
+    runs=(); for w in $WEIGHTS; do runs+=("select_frskd_lr${LR}_a${w%,*}_b${w#*,}"); done
+    best=$(best_of "${runs[@]}")
+    ALPHA=$(echo "$best" | sed 's/.*_a\([^_]*\)_b.*/\1/')
+    BETA=$(echo "$best" | sed 's/.*_b//')
+fi
+echo "FRSKD alpha, beta selected on the validation split: $ALPHA, $BETA"
+[ "$STAGE" = select ] && exit 0
+
+for seed in $SEEDS; do
+    throttle
+    job baseline "$CFG/resnet14_fashion-mnist-1k_baseline.py" "$seed" \
+        optim_wrapper.optimizer.lr="$LR" &
+    throttle
+    job frskd "$CFG/resnet14_fashion-mnist-1k.py" "$seed" \
+        optim_wrapper.optimizer.lr="$LR" model.losses.loss_kd.loss_weight="$ALPHA" \
+        model.losses.loss_at.loss_weight="$BETA" &
+done
+wait
+"$PYTHON" tools/experiments/collect_frskd_small_data.py "$WORK" \
+    --selected "lr=$LR alpha=$ALPHA beta=$BETA"
