@@ -69,3 +69,45 @@ def allow_mmengine_checkpoint_globals() -> None:
             entries.append((obj, f"{module.replace('numpy._core', 'numpy.core')}.{name}"))
     entries.append((_history_buffer_getattr, 'builtins.getattr'))
     add(entries)
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint holds objects that ``weights_only`` loading refuses."""
+
+
+def load_checkpoint_safely(path: str, map_location='cpu'):
+    """``torch.load(path, weights_only=True)`` with MMEngine's globals
+    allowed (:func:`allow_mmengine_checkpoint_globals`): tensors, containers,
+    numbers, strings, numpy arrays and scalars, message-hub buffers. A file
+    whose pickle asks for anything else (a function call, an arbitrary
+    class) is refused before that code runs.
+
+    Args:
+        path (str): The checkpoint file.
+        map_location: As for ``torch.load``. Defaults to ``'cpu'``.
+
+    Returns:
+        The loaded object.
+
+    Raises:
+        UnsafeCheckpointError: If the file holds something outside the
+            allow-list.
+    """
+    import pickle
+    import re
+    allow_mmengine_checkpoint_globals()
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        found = re.search(r'Unsupported global: GLOBAL (\S+)', text) or \
+            re.search(r'(Unsupported operand \S+)', text)
+        what = (f'it asks for `{found.group(1)}`'
+                if found else text.strip().splitlines()[-1])
+        raise UnsafeCheckpointError(
+            f'refusing to load {path}: {what}, which MMEngine checkpoints '
+            'never contain (weights_only loading allows tensors, containers, '
+            'numbers, strings, numpy arrays and MMEngine message-hub '
+            'buffers). Loading it fully could run arbitrary code; nothing '
+            'was loaded or written. If the file is your own and you trust '
+            'it, re-save its state_dict with plain torch.save.') from None

@@ -85,6 +85,50 @@ def test_student_config_keeps_the_import_of_an_mmkd_backbone():
     assert out.custom_imports['imports'] == ['mmkd']
 
 
+def test_student_config_gets_the_students_optimizer_and_schedule():
+    # SKD: one wrapper and one schedule per distiller part
+    cfg = Config(
+        dict(
+            default_scope='mmseg',
+            model=dict(_scope_='mmkd', type='AdversarialDistiller',
+                       student=dict(type='EncoderDecoder')),
+            optim_wrapper=dict(
+                constructor='mmkd.DistillerOptimWrapperConstructor',
+                student=dict(
+                    type='mmkd.AutocastOptimWrapper', dtype='bfloat16',
+                    optimizer=dict(type='SGD', lr=0.01),
+                    paramwise_cfg=dict(custom_keys={
+                        'student.backbone': dict(lr_mult=0.1),
+                        'connectors.hint': dict(lr_mult=2.0),
+                        'norm': dict(decay_mult=0.0)})),
+                critic=dict(type='OptimWrapper',
+                            optimizer=dict(type='SGD', lr=4e-4))),
+            param_scheduler=dict(student=[dict(type='PolyLR')],
+                                 critic=[dict(type='ConstantLR')]),
+            default_hooks=dict(
+                warmup=dict(type='mmkd.DistillLossWarmupHook', warmup=2),
+                logger=dict(type='LoggerHook'))))
+    out = student_config(cfg)
+    assert out.optim_wrapper == dict(
+        type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01),
+        paramwise_cfg=dict(custom_keys={
+            'backbone': dict(lr_mult=0.1), 'norm': dict(decay_mult=0.0)}))
+    assert out.param_scheduler == [dict(type='PolyLR')]
+    assert out.default_hooks == dict(logger=dict(type='LoggerHook'))
+    assert 'mmkd' not in out.pretty_text
+
+
+def test_student_config_refuses_mmkd_left_where_the_runner_reads():
+    cfg = Config(
+        dict(
+            default_scope='mmpretrain',
+            model=dict(_scope_='mmkd', type='Distiller',
+                       student=dict(type='ImageClassifier')),
+            train_cfg=dict(type='mmkd.SomeLoop', max_epochs=1)))
+    with pytest.raises(ValueError, match=r'still need mmkd at train_cfg.type'):
+        student_config(cfg)
+
+
 def test_convert_refuses_to_overwrite_the_input(tmp_path):
     ckpt = tmp_path / 'a.pth'
     torch.save({'state_dict': {'student.w': torch.ones(1)}}, ckpt)
@@ -115,3 +159,117 @@ def test_publish_cli(tmp_path):
          str(ckpt), str(tmp_path / 'm.pth')],
         capture_output=True, text=True, check=True).stdout.strip()
     assert osp.isfile(out) and out.startswith(str(tmp_path / 'm-'))
+
+
+class _WritesAFile:
+    """Unpickling calls ``open(path, 'w')``: a stand-in for any code a
+    crafted checkpoint could run."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
+def _malicious_checkpoint(tmp_path):
+    marker = tmp_path / 'pwned.txt'
+    ckpt = tmp_path / 'downloaded.pth'
+    torch.save(
+        dict(state_dict={'student.w': torch.ones(1)},
+             meta=dict(note=_WritesAFile(str(marker)))), ckpt)
+    assert not marker.exists()
+    return ckpt, marker
+
+
+def test_tools_refuse_a_checkpoint_that_runs_code(tmp_path):
+    from mmkd.utils.checkpoint_globals import UnsafeCheckpointError
+    ckpt, marker = _malicious_checkpoint(tmp_path)
+    asked = f'{open.__module__}.{open.__name__}'  # io.open
+    cfg = tmp_path / 'distill.py'
+    cfg.write_text("model = dict(type='Distiller', student=dict(type='X'))\n")
+    runs = {
+        'convert_to_student': ['convert_to_student.py', str(cfg),
+                               str(ckpt), str(tmp_path / 'student.pth')],
+        'publish_model': ['publish_model.py', str(ckpt),
+                          str(tmp_path / 'release.pth')],
+    }
+    for tool, args in runs.items():
+        proc = subprocess.run(
+            [sys.executable, osp.join(ROOT, 'tools', args[0])] + args[1:],
+            capture_output=True, text=True)
+        assert proc.returncode != 0
+        assert f'{tool}: refusing to load {ckpt}' in proc.stderr
+        assert f'asks for `{asked}`' in proc.stderr  # what it asked for
+        assert 'Traceback' not in proc.stderr
+    with pytest.raises(UnsafeCheckpointError, match=asked):
+        convert(str(cfg), str(ckpt), str(tmp_path / 'student.pth'))
+    with pytest.raises(UnsafeCheckpointError, match=asked):
+        publish(str(ckpt), str(tmp_path / 'release.pth'))
+    assert not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'distill.py', 'downloaded.pth']  # nothing written
+    # the payload is live: full unpickling runs it
+    torch.load(ckpt, weights_only=False)
+    assert marker.exists()
+
+
+def test_a_runner_checkpoint_still_converts_and_publishes(tmp_path):
+    """A real MMEngine checkpoint (message hub, optimizer and scheduler
+    state, meta) loads under the allow-list."""
+    from mmengine.logging import HistoryBuffer
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+    from torch import nn
+
+    class TinyDistiller(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.student = nn.Linear(3, 2)
+            self.connectors = nn.ModuleDict(dict(hint=nn.Linear(2, 2)))
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            out = self.connectors['hint'](self.student(inputs))
+            return dict(loss=out.pow(2).mean()) if mode == 'loss' else out
+
+    torch.manual_seed(0)
+    model = TinyDistiller()
+    runner = Runner(
+        model=model,
+        work_dir=str(tmp_path / 'work'),
+        train_dataloader=dict(
+            dataset=[dict(inputs=torch.randn(3)) for _ in range(4)],
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=2,
+            collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
+        param_scheduler=dict(type='MultiStepLR', milestones=[1],
+                             by_epoch=False),
+        train_cfg=dict(by_epoch=False, max_iters=2),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=2, by_epoch=False)),
+        default_scope='mmengine')
+    runner.train()
+    ckpt = str(tmp_path / 'work' / 'iter_2.pth')
+    full = torch.load(ckpt, weights_only=False)
+    assert {'message_hub', 'optimizer', 'param_schedulers'} <= set(full)
+    assert any(
+        isinstance(v, HistoryBuffer)
+        for v in full['message_hub']['log_scalars'].values())
+
+    cfg = tmp_path / 'distill.py'
+    cfg.write_text('model = dict(_scope_=\'mmkd\', type=\'Distiller\', '
+                   'student=dict(type=\'ImageClassifier\'))\n')
+    convert(str(cfg), ckpt, str(tmp_path / 'student.pth'))
+    out = torch.load(tmp_path / 'student.pth', weights_only=True)
+    assert set(out['state_dict']) == {'weight', 'bias'}
+    torch.testing.assert_close(out['state_dict']['weight'],
+                               model.student.weight.detach())
+    assert out['meta']['iter'] == 2
+
+    final = publish(ckpt, str(tmp_path / 'release.pth'))
+    out = torch.load(final, weights_only=True)
+    assert set(out) == {'meta', 'state_dict'}
+    torch.testing.assert_close(out['state_dict']['student.weight'],
+                               model.student.weight.detach())
