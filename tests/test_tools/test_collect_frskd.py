@@ -73,3 +73,46 @@ def test_the_shipped_readme_has_the_block(collector):
     text = open(osp.join(ROOT, 'configs/frskd/README.md')).read()
     assert '<!-- frskd-fashion-mnist:start -->' in text
     assert '<!-- frskd-fashion-mnist:end -->' in text
+
+
+def test_paired_interval_and_unpaired_seed(tmp_path, collector):
+    base = {0: [80.0, 85.0], 1: [81.0, 86.0], 2: [80.0, 84.0]}
+    frskd = {0: [82.0, 86.0], 1: [83.0, 89.0], 2: [82.0, 87.0],
+             3: [80.0, 90.0]}  # seed 3 has no baseline
+    for seed, accs in base.items():
+        write_run(tmp_path, 'baseline', seed, accs)
+    for seed, accs in frskd.items():
+        write_run(tmp_path, 'frskd', seed, accs)
+    text = collector.table(collector.collect(str(tmp_path)))
+    diffs = [86.0 - 85.0, 89.0 - 86.0, 87.0 - 84.0]  # 1, 3, 3
+    mean = statistics.mean(diffs)
+    half = 4.302653 * statistics.stdev(diffs) / 3**0.5  # t_{0.975, 2}
+    assert (f'- FRSKD - baseline (mean final top-1): {mean:+.2f}; better '
+            'than the baseline of the same seed on 3 of 3 seeds; 95 % CI of '
+            f'the paired difference [{mean - half:+.2f}, {mean + half:+.2f}]'
+            ) in text
+    assert 'unpaired, left out: seed3 (distilled only)' in text
+    # the mean of the 4 FRSKD seeds (not paired) stays in the table row
+    finals = [86.0, 89.0, 87.0, 90.0]
+    assert (f'| ResNet-14 + FRSKD | 4 | {statistics.mean(finals):.2f} ± '
+            f'{statistics.stdev(finals):.2f} |') in text
+
+
+def test_from_results_retabulates_the_same_table(tmp_path, collector):
+    for seed, (b, f) in enumerate([(84.0, 85.0), (85.0, 85.5)]):
+        write_run(tmp_path, 'baseline', seed, [80.0, b])
+        write_run(tmp_path, 'frskd', seed, [80.0, f])
+    collector.main([str(tmp_path)])
+    text = (tmp_path / 'results.md').read_text()
+    readme = tmp_path / 'README.md'
+    readme.write_text('<!-- frskd-fashion-mnist:start -->\n'
+                      '<!-- frskd-fashion-mnist:end -->\n')
+    collector.main([
+        '--from-results',
+        str(tmp_path / 'results.json'), '--readme',
+        str(readme)
+    ])
+    assert text in readme.read_text()
+    assert 'on 2 of 2 seeds' in text
+    with pytest.raises(SystemExit):
+        collector.main([])  # neither a work dir nor --from-results

@@ -71,3 +71,34 @@ def test_the_shipped_readme_has_both_blocks():
     for name in ('fashion-mnist', 'deepforest'):
         assert f'<!-- reviewkd-{name}:start -->' in text
         assert f'<!-- reviewkd-{name}:end -->' in text
+
+
+def test_paired_t_interval_of_each_distilled_student(tmp_path, collector):
+    base = {0: [0.10], 1: [0.12], 2: [0.11]}
+    rkd = {0: [0.13], 1: [0.11], 2: [0.14]}
+    for seed in base:
+        write_run(tmp_path, 'baseline_r18', seed, base[seed])
+        write_run(tmp_path, 'reviewkd_r50-r18', seed, rkd[seed])
+    text = collector.table('deepforest', collector.collect('deepforest',
+                                                           str(tmp_path)))
+    diffs = [100 * (rkd[s][-1] - base[s][-1]) for s in base]  # 3, -1, 3
+    mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
+    half = 4.302653 * sd / 3**0.5
+    assert (f'95 % CI of the paired difference [{mean - half:+.2f}, '
+            f'{mean + half:+.2f}] (includes 0)') in text
+    assert 'on 2 of 3 seeds' in text
+
+
+def test_one_seed_and_missing_baseline_seed_are_reported(tmp_path, collector):
+    write_run(tmp_path, 'baseline_resnet20', 0, [85.0], key='accuracy/top1')
+    write_run(tmp_path, 'baseline_resnet20', 1, [86.0], key='accuracy/top1')
+    write_run(tmp_path, 'kd_resnet56-resnet20', 0, [86.5],
+              key='accuracy/top1')
+    text = collector.table('fashion-mnist',
+                           collector.collect('fashion-mnist', str(tmp_path)))
+    kd = [line for line in text.splitlines() if 'KD (T=4) - baseline' in line]
+    assert len(kd) == 1
+    assert '(mean final top-1 (%)): +1.50' in kd[0]
+    assert 'one seed: no interval' in kd[0]
+    assert 'unpaired, left out: seed1 (baseline only)' in kd[0]
+    assert 'ReviewKD - baseline' not in text  # no ReviewKD run yet

@@ -81,3 +81,27 @@ def test_collect_table_and_readme(tmp_path):
     readme.write_text('no markers\n')
     with pytest.raises(ValueError, match='skd-nuclei:start'):
         collect_skd_nuclei.main([work, '--readme', str(readme)])
+
+
+def test_paired_lines_per_variant(tmp_path):
+    work = str(tmp_path / 'work')
+    values = {
+        'baseline': [70.0, 72.0, 71.0],
+        'pi': [71.0, 74.0, 74.0],  # diffs 1, 2, 3
+        'all': [69.0],
+    }
+    for variant, mious in values.items():
+        for seed, miou in enumerate(mious):
+            fake_run(osp.join(work, variant, f'seed{seed}'), miou)
+    text = collect_skd_nuclei.markdown(collect_skd_nuclei.collect(work))
+    half = 4.302653 / 3**0.5  # sd of 1, 2, 3 is 1
+    assert ('- PSPNet-R18 + Pi - baseline (mean final mIoU (%)): +2.00; '
+            'better than the baseline of the same seed on 3 of 3 seeds; '
+            f'95 % CI of the paired difference [{2 - half:+.2f}, '
+            f'{2 + half:+.2f}] (includes 0)') in text
+    line = [t for t in text.splitlines() if t.startswith('- PSPNet-R18 + Pi'
+                                                         ' + Pa + Ho')][0]
+    assert ': -1.00;' in line and 'on 0 of 1 seeds' in line
+    assert 'one seed: no interval' in line
+    assert 'seed1 (baseline only), seed2 (baseline only)' in line
+    assert 'Pi + Pa - baseline' not in text  # no pi-pa run

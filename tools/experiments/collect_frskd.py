@@ -5,17 +5,24 @@ Reads the work dirs written by ``tools/experiments/frskd_fashion_mnist.sh``
 ``done`` marker and ``<timestamp>/vis_data/scalars.json``. For each run
 (``baseline``, ``frskd``) it reports the top-1 of the last validation and
 the best one over training, as mean +- sample standard deviation over the
-seeds, the FRSKD - baseline difference of the means, and the wall time of a
-seed.
+seeds, and the wall time of a seed; for FRSKD against the baseline the
+paired differences of the final top-1 (same seed = same data order and
+initialisation): their mean, 95 % t-interval and the per-seed wins
+(``mmkd.utils.paired_stats``).
 
 Usage::
 
     python tools/experiments/collect_frskd.py WORK \
         [--readme configs/frskd/README.md]
+    python tools/experiments/collect_frskd.py \
+        --from-results model_zoo/frskd/results.json \
+        [--readme configs/frskd/README.md]
 
-Writes ``WORK/results.json`` and ``WORK/results.md``; with ``--readme`` the
-table replaces the block between ``<!-- frskd-fashion-mnist:start -->`` and
-``<!-- frskd-fashion-mnist:end -->`` of the README.
+Writes ``WORK/results.json`` and ``WORK/results.md``; ``--from-results``
+re-tabulates a ``results.json`` written before (the released one) instead.
+With ``--readme`` the table replaces the block between
+``<!-- frskd-fashion-mnist:start -->`` and ``<!-- frskd-fashion-mnist:end -->``
+of the README.
 """
 import argparse
 import datetime
@@ -23,9 +30,12 @@ import glob
 import json
 import os
 import os.path as osp
-import re
 import statistics
-from typing import Dict, List, Optional
+from typing import Dict, Optional
+
+from mmkd.utils.paired_stats import comparison_lines, format_mean_std
+from mmkd.utils.training_logs import (load_run, replace_marked_block, series,
+                                      timestamp_dirs)
 
 METRIC = 'accuracy/top1'
 RUNS = [
@@ -39,17 +49,13 @@ def read_seed(seed_dir: str) -> Optional[Dict]:
     """Top-1 history and wall time of a finished seed, or None."""
     if not osp.isfile(osp.join(seed_dir, 'done')):
         return None
-    logs = sorted(
-        d for d in glob.glob(osp.join(seed_dir, '*'))
-        if osp.isfile(osp.join(d, 'vis_data', 'scalars.json')))
-    history = []
-    for d in logs:  # a resumed run continues in a new timestamp dir
-        with open(osp.join(d, 'vis_data', 'scalars.json')) as f:
-            entries = [json.loads(line) for line in f if line.strip()]
-        history += [e[METRIC] for e in entries if METRIC in e]
+    dirs = timestamp_dirs(seed_dir)
+    if not dirs:
+        return None
+    history = list(series(load_run(seed_dir), METRIC, 'val').values())
     if not history:
         return None
-    start = datetime.datetime.strptime(osp.basename(logs[0]),
+    start = datetime.datetime.strptime(osp.basename(dirs[0]),
                                        '%Y%m%d_%H%M%S').timestamp()
     end = os.path.getmtime(osp.join(seed_dir, 'done'))
     return dict(
@@ -71,12 +77,6 @@ def collect(work: str) -> Dict:
     return results
 
 
-def _mean_std(values: List[float]) -> str:
-    if len(values) == 1:
-        return f'{values[0]:.2f}'
-    return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
-
-
 def table(results: Dict) -> str:
     lines = [
         '| run | seeds | final top-1 (%) | best top-1 (%) | minutes / seed |',
@@ -90,43 +90,51 @@ def table(results: Dict) -> str:
         lines.append('| ' + ' | '.join([
             res['label'],
             str(len(seeds)),
-            _mean_std([s['final'] for s in seeds]),
-            _mean_std([s['best'] for s in seeds]),
+            format_mean_std([s['final'] for s in seeds]),
+            format_mean_std([s['best'] for s in seeds]),
             f"{statistics.mean(s['minutes'] for s in seeds):.1f}",
         ]) + ' |')
-    base, frskd = (
-        list(results[r]['seeds'].values()) for r in ('baseline', 'frskd'))
-    if base and frskd:
-        delta = statistics.mean(s['final'] for s in frskd) - \
-            statistics.mean(s['final'] for s in base)
-        lines.append('')
-        lines.append(f'FRSKD - baseline (mean final top-1): {delta:+.2f}')
+    finals = {
+        run: {k: s['final']
+              for k, s in res['seeds'].items()}
+        for run, res in results.items()
+    }
+    deltas = comparison_lines(
+        finals,
+        dict(baseline='baseline', frskd='FRSKD'),
+        'baseline',
+        metric='top-1')
+    if deltas:
+        lines += [''] + deltas
     return '\n'.join(lines) + '\n'
 
 
 def update_readme(readme: str, text: str) -> None:
-    start, end = f'<!-- {MARK}:start -->', f'<!-- {MARK}:end -->'
-    with open(readme) as f:
-        content = f.read()
-    pattern = re.compile(re.escape(start) + '.*?' + re.escape(end), re.S)
-    if not pattern.search(content):
-        raise ValueError(f'{readme} has no {start} ... {end} block')
-    content = pattern.sub(lambda _: f'{start}\n{text}{end}', content)
-    with open(readme, 'w') as f:
-        f.write(content)
+    replace_marked_block(readme, MARK, text)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work', help='the work dir of the experiment script')
+    parser.add_argument(
+        'work', nargs='?', help='the work dir of the experiment script')
+    parser.add_argument(
+        '--from-results',
+        help='a results.json written before, to re-tabulate')
     parser.add_argument('--readme', help='README whose table to replace')
-    args = parser.parse_args()
-    results = collect(args.work)
+    args = parser.parse_args(argv)
+    if (args.work is None) == (args.from_results is None):
+        parser.error('pass either WORK or --from-results')
+    if args.from_results:
+        with open(args.from_results) as f:
+            results = json.load(f)
+    else:
+        results = collect(args.work)
     text = table(results)
-    with open(osp.join(args.work, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=2)
-    with open(osp.join(args.work, 'results.md'), 'w') as f:
-        f.write(text)
+    if args.work:
+        with open(osp.join(args.work, 'results.json'), 'w') as f:
+            json.dump(results, f, indent=2)
+        with open(osp.join(args.work, 'results.md'), 'w') as f:
+            f.write(text)
     print(text)
     if args.readme:
         update_readme(args.readme, text)

@@ -14,7 +14,14 @@ Usage::
 
 Writes ``WORK/results.json`` and ``WORK/results.md``; with ``--readme`` the
 table also replaces the block between ``<!-- reviewkd-<experiment>:start -->``
-and ``<!-- reviewkd-<experiment>:end -->`` of the README.
+and ``<!-- reviewkd-<experiment>:end -->`` of the README. ``--from-results
+model_zoo/reviewkd/results_<experiment>.json`` re-tabulates a results file
+written before (the released one) instead of reading work dirs.
+
+For every distilled student against the baseline the table gives the paired
+differences of the final metric (same seed = same data order and student
+initialisation): their mean, 95 % t-interval and the per-seed wins
+(``mmkd.utils.paired_stats``).
 """
 import argparse
 import datetime
@@ -22,9 +29,12 @@ import glob
 import json
 import os
 import os.path as osp
-import re
 import statistics
 from typing import Dict, List, Optional
+
+from mmkd.utils.paired_stats import comparison_lines, format_mean_std
+from mmkd.utils.training_logs import (load_run, replace_marked_block,
+                                      timestamp_dirs)
 
 EXPERIMENTS = {
     'fashion-mnist':
@@ -54,14 +64,6 @@ EXPERIMENTS = {
 }
 
 
-def _timestamp_dirs(seed_dir: str) -> List[str]:
-    dirs = [
-        d for d in glob.glob(osp.join(seed_dir, '*'))
-        if osp.isfile(osp.join(d, 'vis_data', 'scalars.json'))
-    ]
-    return sorted(dirs)
-
-
 def read_seed(seed_dir: str, metric: str, extra: List[str]) -> Optional[Dict]:
     """Validation history and wall time of one finished seed, or None.
 
@@ -70,16 +72,12 @@ def read_seed(seed_dir: str, metric: str, extra: List[str]) -> Optional[Dict]:
     """
     if not osp.isfile(osp.join(seed_dir, 'done')):
         return None
-    history = []
-    dirs = _timestamp_dirs(seed_dir)
-    for d in dirs:  # a resumed run continues in a new timestamp dir
-        with open(osp.join(d, 'vis_data', 'scalars.json')) as f:
-            for line in f:
-                entry = json.loads(line)
-                if metric in entry:
-                    history.append(entry)
+    dirs = timestamp_dirs(seed_dir)
     if not dirs:
         return None
+    history = [
+        r for r in load_run(seed_dir) if r['mode'] == 'val' and metric in r
+    ]
     if not history:  # finished, but no detection above the score threshold
         history = [{metric: 0.0, **{k: 0.0 for k in extra}}]
     start = datetime.datetime.strptime(osp.basename(dirs[0]),
@@ -93,13 +91,6 @@ def read_seed(seed_dir: str, metric: str, extra: List[str]) -> Optional[Dict]:
     for key in extra:
         out[f'final:{key}'] = history[-1].get(key)
     return out
-
-
-def _mean_std(values: List[float], scale: float) -> str:
-    values = [v * scale for v in values]
-    if len(values) == 1:
-        return f'{values[0]:.2f}'
-    return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
 
 
 def collect(experiment: str, work: str) -> Dict:
@@ -133,11 +124,12 @@ def table(experiment: str, results: Dict) -> str:
         row = [
             res['label'],
             str(len(seeds)),
-            _mean_std([s['final'] for s in seeds], scale),
-            _mean_std([s['best'] for s in seeds], scale)
+            format_mean_std([s['final'] for s in seeds], scale),
+            format_mean_std([s['best'] for s in seeds], scale)
         ]
         for key, _ in extra:
-            row.append(_mean_std([s[f'final:{key}'] for s in seeds], scale))
+            row.append(
+                format_mean_std([s[f'final:{key}'] for s in seeds], scale))
         row.append(f"{statistics.mean(s['minutes'] for s in seeds):.1f}")
         lines.append('| ' + ' | '.join(row) + ' |')
     lines += [''] + _deltas(spec, results)
@@ -145,54 +137,47 @@ def table(experiment: str, results: Dict) -> str:
 
 
 def _deltas(spec: Dict, results: Dict) -> List[str]:
-    """One line per distilled student: its mean final metric minus the
-    baseline's, and on how many seeds it beats the baseline of that seed."""
-    base = results.get(spec['baseline'], {}).get('seeds', {})
-    if not base:
-        return []
-    scale = spec['scale']
-    base_mean = statistics.mean(s['final'] for s in base.values()) * scale
+    """One line per distilled student: the paired differences of its final
+    metric against the baseline of the same seed."""
     runs = [r for r, _ in spec['runs']]
-    lines = []
-    for run in runs[runs.index(spec['baseline']) + 1:]:
-        seeds = results[run]['seeds']
-        if not seeds:
-            continue
-        mean = statistics.mean(s['final'] for s in seeds.values()) * scale
-        paired = [k for k in seeds if k in base]
-        wins = sum(seeds[k]['final'] > base[k]['final'] for k in paired)
-        lines.append(f"- {results[run]['label']} - baseline (mean final "
-                     f"{spec['metric_name']}): {mean - base_mean:+.2f}; "
-                     f'better than the baseline of the same seed on {wins} '
-                     f'of {len(paired)} seeds')
-    return lines
+    students = runs[runs.index(spec['baseline']):]  # baseline, distilled...
+    finals = {
+        run: {k: s['final']
+              for k, s in results.get(run, {}).get('seeds', {}).items()}
+        for run in students
+    }
+    labels = dict(spec['runs'], **{spec['baseline']: 'baseline'})
+    return comparison_lines(finals, labels, spec['baseline'],
+                            spec['metric_name'], spec['scale'])
 
 
 def update_readme(readme: str, experiment: str, text: str) -> None:
-    start = f'<!-- reviewkd-{experiment}:start -->'
-    end = f'<!-- reviewkd-{experiment}:end -->'
-    with open(readme) as f:
-        content = f.read()
-    pattern = re.compile(re.escape(start) + '.*?' + re.escape(end), re.S)
-    if not pattern.search(content):
-        raise ValueError(f'{readme} has no {start} ... {end} block')
-    content = pattern.sub(lambda _: f'{start}\n{text}{end}', content)
-    with open(readme, 'w') as f:
-        f.write(content)
+    replace_marked_block(readme, f'reviewkd-{experiment}', text)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('experiment', choices=sorted(EXPERIMENTS))
-    parser.add_argument('work', help='the work dir of the experiment script')
+    parser.add_argument(
+        'work', nargs='?', help='the work dir of the experiment script')
+    parser.add_argument(
+        '--from-results',
+        help='a results.json written before, to re-tabulate')
     parser.add_argument('--readme', help='README whose table to replace')
-    args = parser.parse_args()
-    results = collect(args.experiment, args.work)
+    args = parser.parse_args(argv)
+    if (args.work is None) == (args.from_results is None):
+        parser.error('pass either WORK or --from-results')
+    if args.from_results:
+        with open(args.from_results) as f:
+            results = json.load(f)
+    else:
+        results = collect(args.experiment, args.work)
     text = table(args.experiment, results)
-    with open(osp.join(args.work, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=2)
-    with open(osp.join(args.work, 'results.md'), 'w') as f:
-        f.write(text)
+    if args.work:
+        with open(osp.join(args.work, 'results.json'), 'w') as f:
+            json.dump(results, f, indent=2)
+        with open(osp.join(args.work, 'results.md'), 'w') as f:
+            f.write(text)
     print(text)
     if args.readme:
         update_readme(args.readme, args.experiment, text)

@@ -6,16 +6,29 @@ that mmseg's IoUMetric logged at the end of training, in the run's
 ``WORK_DIR/results.md`` and, with ``--readme``, replaces the block between
 ``<!-- skd-nuclei:start -->`` and ``<!-- skd-nuclei:end -->`` of that file.
 
+For every distilled variant against the baseline it adds the paired
+differences of the mIoU (same seed = same data order and student
+initialisation): their mean, 95 % t-interval and the per-seed wins
+(``mmkd.utils.paired_stats``). ``--from-results results.json`` re-tabulates
+a results file written before (``model_zoo/skd/results.json``) instead of
+reading WORK_DIR.
+
 Usage:
     python tools/experiments/collect_skd_nuclei.py WORK_DIR [--readme README]
+    python tools/experiments/collect_skd_nuclei.py \
+        --from-results model_zoo/skd/results.json [--readme README]
 """
 import argparse
 import glob
 import json
 import os.path as osp
-import re
 import statistics
-from typing import Dict, List, Optional
+from typing import Dict, Optional
+
+from mmkd.utils.paired_stats import (comparison_lines, format_mean_std,
+                                     seed_key)
+from mmkd.utils.training_logs import (load_run, replace_marked_block,
+                                      timestamp_dirs)
 
 VARIANTS = [
     ('baseline', 'PSPNet-R18 baseline'),
@@ -23,31 +36,29 @@ VARIANTS = [
     ('pi-pa', '+ Pi + pair-wise (Pa)'),
     ('all', '+ Pi + Pa + holistic (Ho)'),
 ]
-START, END = '<!-- skd-nuclei:start -->', '<!-- skd-nuclei:end -->'
+SHORT = {
+    'baseline': 'baseline',
+    'pi': 'PSPNet-R18 + Pi',
+    'pi-pa': 'PSPNet-R18 + Pi + Pa',
+    'all': 'PSPNet-R18 + Pi + Pa + Ho',
+}
+MARK = 'skd-nuclei'
 
 
 def read_run(work_dir: str) -> Optional[Dict]:
     """Final validation metrics and timing of one run, None if missing."""
-    logs = sorted(
-        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not logs:
+    if not timestamp_dirs(work_dir):
         return None
-    records = []
-    with open(logs[-1]) as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                records.append(json.loads(line))
-    evals = [r for r in records if 'mIoU' in r]
+    records = load_run(work_dir)
+    evals = [r for r in records if r['mode'] == 'val' and 'mIoU' in r]
     if not evals:
         return None
-    train = [r for r in records if 'loss' in r and 'time' in r]
+    train = [r for r in records if r['mode'] == 'train' and 'time' in r]
     out = dict(
         mIoU=evals[-1]['mIoU'],
         aAcc=evals[-1].get('aAcc'),
         mAcc=evals[-1].get('mAcc'),
-        iters=max((r.get('iter', r.get('step', 0)) for r in train),
-                  default=None),
+        iters=max((r.get('iter', r['step']) for r in train), default=None),
         sec_per_iter=statistics.median(r['time']
                                        for r in train) if train else None)
     done = osp.join(work_dir, 'done')
@@ -57,14 +68,6 @@ def read_run(work_dir: str) -> Optional[Dict]:
         if text.isdigit():  # the run's wall time, written by skd_nuclei.sh
             out['wall_seconds'] = int(text)
     return out
-
-
-def mean_std(values: List[float]) -> str:
-    if not values:
-        return 'n/a'
-    if len(values) == 1:
-        return f'{values[0]:.2f}'
-    return f'{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}'
 
 
 def collect(work_dir: str) -> Dict:
@@ -87,7 +90,7 @@ def markdown(results: Dict) -> str:
     seeds = sorted({s
                     for runs in results['students'].values()
                     for s in runs},
-                   key=lambda s: int(re.sub(r'\D', '', s) or 0))
+                   key=seed_key)
     head = ['model', 'mIoU (mean ± std)'] + [f'{s}'
                                              for s in seeds] + ['s/iter']
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
@@ -103,7 +106,7 @@ def markdown(results: Dict) -> str:
         runs = results['students'].get(variant, {})
         values = [r['mIoU'] for r in runs.values()]
         times = [r['sec_per_iter'] for r in runs.values() if r['sec_per_iter']]
-        row = [label, mean_std(values)] + [
+        row = [label, format_mean_std(values)] + [
             f"{runs[s]['mIoU']:.2f}" if s in runs else '' for s in seeds
         ] + [f'{statistics.mean(times):.2f}' if times else '']
         lines.append('| ' + ' | '.join(row) + ' |')
@@ -119,33 +122,44 @@ def markdown(results: Dict) -> str:
     note += ('mIoU (%) over background and nucleus on the 4 validation '
              'tiles, by mmseg\'s IoUMetric; s/iter: median training step '
              'time.\n')
+    mious = {
+        variant: {k: r['mIoU']
+                  for k, r in results['students'].get(variant, {}).items()}
+        for variant, _ in VARIANTS
+    }
+    deltas = comparison_lines(mious, SHORT, 'baseline', 'mIoU (%)')
+    if deltas:
+        note += '\n' + '\n'.join(deltas) + '\n'
     return '\n'.join(lines) + '\n' + note
 
 
 def update_readme(path: str, table: str) -> None:
-    with open(path) as f:
-        text = f.read()
-    if START not in text or END not in text:
-        raise ValueError(f'{path} has no {START} ... {END} block')
-    pre, rest = text.split(START, 1)
-    _, post = rest.split(END, 1)
-    with open(path, 'w') as f:
-        f.write(pre + START + '\n' + table + END + post)
+    replace_marked_block(path, MARK, table)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('work_dir')
+    parser.add_argument('work_dir', nargs='?')
+    parser.add_argument(
+        '--from-results',
+        help='a results.json written before, to re-tabulate')
     parser.add_argument(
         '--readme', help='README whose results block to '
         'replace')
     args = parser.parse_args(argv)
-    results = collect(args.work_dir)
+    if (args.work_dir is None) == (args.from_results is None):
+        parser.error('pass either WORK_DIR or --from-results')
+    if args.from_results:
+        with open(args.from_results) as f:
+            results = json.load(f)
+    else:
+        results = collect(args.work_dir)
     table = markdown(results)
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=2)
-    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
-        f.write(table)
+    if args.work_dir:
+        with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
+            json.dump(results, f, indent=2)
+        with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
+            f.write(table)
     if args.readme:
         update_readme(args.readme, table)
     print(table)
