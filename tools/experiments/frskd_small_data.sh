@@ -91,7 +91,11 @@ if [ -z "${LR:-}" ]; then
     LR=$(best_of "${runs[@]}" | sed 's/select_baseline_lr//')
 fi
 echo "baseline lr selected on the validation split: $LR"
-if [ "$STAGE" != compare ]; then
+set -- $WEIGHTS
+if [ -z "${ALPHA:-}" ] && [ $# -eq 1 ]; then  # one candidate: nothing to select
+    ALPHA=${1%,*} BETA=${1#*,}
+fi
+if [ "$STAGE" != compare ] && [ -z "${ALPHA:-}" ]; then
     for w in $WEIGHTS; do
         throttle
         job "select_frskd_lr${LR}_a${w%,*}_b${w#*,}" "$CFG/resnet14_fashion-mnist-1k.py" 100 \
