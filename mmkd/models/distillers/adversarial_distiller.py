@@ -9,43 +9,14 @@ from mmengine import dist
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
 from .distiller import Distiller
+from .nonfinite_guard import BufferSnapshot, grads_finite, has_loss_scaler
+from .state_dict_keys import register_unwrap_hook
 
 _CRITIC_ARGS = ('preds_S', 'preds_T')
-
-
-def _unwrap_state_dict_keys(module: nn.Module, state_dict: dict, prefix: str,
-                            local_metadata: dict) -> None:
-    """State-dict post-hook: drop the ``module.`` that a per-part DDP
-    wrapper (``MMSeparateDistributedDataParallel`` wraps ``student`` and
-    ``critic`` separately) inserts, so distributed and single-process
-    checkpoints have the same keys (``student.backbone...``). MMEngine's
-    checkpoint loader already unwraps model wrappers when loading."""
-    renames = {
-        f'{prefix}{name}.module': f'{prefix}{name}'
-        for name, child in module._modules.items()
-        if child is not None and is_model_wrapper(child)
-    }
-    if not renames:
-        return
-
-    def rename(key: str) -> str:
-        for old, new in renames.items():
-            if key == old or key.startswith(old + '.'):
-                return new + key[len(old):]
-        return key
-
-    items = [(k, state_dict.pop(k)) for k in list(state_dict)
-             if k.startswith(prefix)]
-    for key, value in items:
-        state_dict[rename(key)] = value
-    metadata = getattr(state_dict, '_metadata', None)
-    if metadata is not None:
-        for key in [k for k in metadata if rename(k) != k]:
-            metadata[rename(key)] = metadata.pop(key)
 
 
 @MODELS.register_module()
@@ -106,12 +77,18 @@ class AdversarialDistiller(Distiller):
             critic=dict(type='OptimWrapper', optimizer=...))
 
     For distributed training use ``model_wrapper_cfg=dict(
-    type='MMSeparateDistributedDataParallel')``: MMEngine's default DDP
-    wrapper runs its own train step and would never train the critic.
+    type='MMSeparateDistributedDataParallel')`` (``tools/train.py`` sets it
+    when the config has none): MMEngine's default DDP wrapper runs its own
+    train step and would never train the critic.
+
+    As the :class:`Distiller`'s, a step with a non-finite student loss term
+    or gradient changes nothing (the critic included: its buffers are
+    restored and its step is skipped).
 
     Args:
         student, teacher, taps, connectors, losses, probe_input_shape,
-        data_preprocessor, init_cfg: As :class:`Distiller`.
+        max_consecutive_nonfinite, data_preprocessor, init_cfg: As
+            :class:`Distiller`.
         critic (dict): The critic's config, e.g.
             ``dict(type='SKDDiscriminator')``. ``in_channels`` is inferred
             from the ``preds_S`` source (checked if given).
@@ -133,6 +110,11 @@ class AdversarialDistiller(Distiller):
             contains ``'image'``.
     """
 
+
+    #: The DDP wrapper :func:`mmkd.utils.setup_process` selects: one DDP per
+    #: part, and this model's own train_step.
+    ddp_wrapper = 'MMSeparateDistributedDataParallel'
+
     def __init__(self,
                  student: dict,
                  critic: dict,
@@ -146,6 +128,7 @@ class AdversarialDistiller(Distiller):
                  generator_loss_name: str = 'loss_holistic',
                  condition_on_image: Optional[bool] = None,
                  probe_input_shape: Optional[Sequence[int]] = None,
+                 max_consecutive_nonfinite: int = 10,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
@@ -155,6 +138,7 @@ class AdversarialDistiller(Distiller):
             connectors=connectors,
             losses=losses,
             probe_input_shape=probe_input_shape,
+            max_consecutive_nonfinite=max_consecutive_nonfinite,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         critic_inputs = dict(
@@ -164,24 +148,25 @@ class AdversarialDistiller(Distiller):
                 'critic_inputs must map exactly preds_S and preds_T (the '
                 "student's and the teacher's logits) to taps, got "
                 f'{sorted(critic_inputs)}')
-        known = self._known_sources() + list(self.connector_cfgs)
         for arg, source in critic_inputs.items():
             if not isinstance(source, str):
                 raise ValueError(f'critic_inputs.{arg} must be one tap or '
                                  f'connector output, got {source!r}')
-            self._check_source(f'critic_inputs ({arg})', source, known)
+            self.graph.check_source(f'critic_inputs ({arg})', source)
         if 'loss' not in generator_loss_name:
             raise ValueError(
                 "generator_loss_name must contain 'loss' (MMEngine sums only "
                 f"log entries named so), got '{generator_loss_name}'")
-        if generator_loss_name in self.loss_cfgs:
+        if generator_loss_name in self.graph.loss_cfgs:
             raise ValueError(f"generator_loss_name '{generator_loss_name}' "
                              'is already the name of a distillation loss')
         self.critic_inputs = critic_inputs
         self.generator_loss_name = generator_loss_name
 
-        shapes = self._probe_critic_inputs(probe_input_shape)
-        self.critic = self._build_critic(critic, shapes)
+        if not self.probe_shapes:  # the Distiller had nothing to probe
+            self.probe(probe_input_shape)
+        self.critic = self._build_critic(critic,
+                                         self._critic_input_shapes())
         if condition_on_image is None:
             condition_on_image = 'image' in str(
                 getattr(self.critic, 'input_mode', ''))
@@ -197,43 +182,19 @@ class AdversarialDistiller(Distiller):
                     type='HolisticCriticLoss', lambda_gp=10.0,
                     loss_weight=0.1),
                 _scope_='mmkd'))
-        register = getattr(self, 'register_state_dict_post_hook', None)
-        (register or self._register_state_dict_hook)(_unwrap_state_dict_keys)
+        self._critic_snapshot = BufferSnapshot()
+        register_unwrap_hook(self)
 
     # ----------------------------------------------------------- building
-    def _record(self, inputs, data_samples, student_mode, probe=False):
-        values, out = super()._record(inputs, data_samples, student_mode,
-                                      probe)
-        if probe:  # keep the shapes seen by the parent's probe
-            self.__dict__['_probe_shapes'] = {
-                k: tuple(v.shape)
-                for k, v in values.items() if torch.is_tensor(v)
-            }
-        return values, out
-
-    @torch.no_grad()
-    def _probe_critic_inputs(self,
-                             probe_input_shape) -> Dict[str, Tuple[int, ...]]:
-        """Shapes of the critic's inputs in the dummy forward of the
-        :class:`Distiller` (run here if the parent had nothing to probe)."""
-        shapes = self.__dict__.pop('_probe_shapes', None)
-        if shapes is None:
-            shape = tuple(probe_input_shape or self._default_probe_shape())
-            was_training = self.student.training
-            self.student.eval()
-            try:
-                self._record(
-                    torch.zeros((2, ) + shape), None, 'tensor', probe=True)
-            finally:
-                self.student.train(was_training)
-            shapes = self.__dict__.pop('_probe_shapes')
+    def _critic_input_shapes(self) -> Dict[str, Tuple[int, ...]]:
+        """Shapes of the critic's inputs in the dummy forward."""
         out = {}
         for arg, source in self.critic_inputs.items():
-            if source not in shapes:
+            if source not in self.probe_shapes:
                 raise ValueError(
                     f"critic_inputs.{arg}='{source}' must be a tap giving a "
                     'tensor (B, C, H, W)')
-            out[arg] = shapes[source]
+            out[arg] = self.probe_shapes[source]
         if out['preds_S'] != out['preds_T'] or len(out['preds_S']) != 4:
             raise ValueError(
                 'the critic compares student and teacher logits of the same '
@@ -263,18 +224,46 @@ class AdversarialDistiller(Distiller):
     def _critic_tensors(
             self, values: Dict[str, Any],
             inputs: Tensor) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-        preds_S = self._resolve(self.critic_inputs['preds_S'], values)
-        preds_T = self._resolve(self.critic_inputs['preds_T'], values)
+        preds_S = self.graph.resolve(self.critic_inputs['preds_S'], values)
+        preds_T = self.graph.resolve(self.critic_inputs['preds_T'], values)
         image = inputs if self.condition_on_image else None
         return preds_S, preds_T, image
+
+    def _check_critic_input(self, logits: Tensor, inputs: Tensor) -> None:
+        """Raise, naming the knobs, if the logits are too small for the
+        critic (a critic with ``output_size(side)``, e.g. SKDDiscriminator)."""
+        critic = self.critic.module if is_model_wrapper(
+            self.critic) else self.critic
+        output_size = getattr(critic, 'output_size', None)
+        if output_size is None:
+            return
+        H, W = logits.shape[-2:]
+        if output_size(H) >= 1 and output_size(W) >= 1:
+            return
+        need = next(s for s in range(1, 1 << 16) if output_size(s) >= 1)
+        in_h, in_w = inputs.shape[-2:]
+        blocks = getattr(critic, 'num_blocks', '?')
+        raise ValueError(
+            f"AdversarialDistiller: the critic's input, critic_inputs."
+            f"preds_S ('{self.critic_inputs['preds_S']}'), is {H}x{W} in "
+            f'this step, but {type(critic).__name__} with '
+            f'num_blocks={blocks} needs at least {need}x{need}. The logits '
+            'are the input (here '
+            f'{in_h}x{in_w}) divided by the student\'s output stride (here '
+            f'{in_h // max(H, 1)}). Use one of: a larger crop (the training '
+            "pipeline's crop size, e.g. RandomCrop's crop_size, and the "
+            "data preprocessor's size), a smaller output stride of the "
+            'student (dilated last stages, e.g. ResNetV1c with strides=(1, '
+            '2, 1, 1), dilations=(1, 1, 2, 4) for stride 8), or a shallower '
+            'critic (critic=dict(num_blocks=...): each block halves the '
+            'map, then a 4x4 conv).')
 
     def _student_losses(self, inputs: Tensor, data_samples: list):
         """The student's losses (task + ``distill.*`` + holistic generator
         term) and the recorded values."""
-        values, task_losses = self._record(inputs, data_samples, 'loss')
-        losses = dict(task_losses)
-        losses.update(self.compute_distill_losses(values, data_samples))
+        losses, values = self._losses(inputs, data_samples)
         preds_S, _, image = self._critic_tensors(values, inputs)
+        self._check_critic_input(preds_S, inputs)
         value = self.generator_loss(self.critic, preds_S, image)
         scale = self.loss_scales.get(self.generator_loss_name, 1.0)
         losses[f'distill.{self.generator_loss_name}'] = (
@@ -312,15 +301,24 @@ class AdversarialDistiller(Distiller):
 
         Returns:
             dict: Log variables: ``loss`` and the student's losses, then
-            ``critic.loss_wd``, ``critic.loss_gp`` and ``critic.skipped``.
+            ``critic.loss_wd``, ``critic.loss_gp`` and ``critic.skipped``
+            (plus ``nonfinite.*`` on a skipped step).
         """
         student_ow, critic_ow = self._check_optim_wrapper(optim_wrapper)
+        # student, connectors and critic, before the forward changes them
+        snapshot = self.guard.snapshot.take(self)
         with student_ow.optim_context(self):
             data = self.data_preprocessor(data, True)
             inputs, data_samples = data['inputs'], data['data_samples']
             losses, values = self._student_losses(inputs, data_samples)
         parsed_loss, log_vars = self.parse_losses(losses)
-        student_ow.update_params(parsed_loss)
+        skipped = self.guard.update_params(student_ow, parsed_loss, log_vars,
+                                           snapshot, self._param_names)
+        if skipped:  # no critic step either: the whole step changes nothing
+            critic_ow.zero_grad()
+            log_vars.update(skipped)
+            log_vars['critic.skipped'] = parsed_loss.new_tensor(1.0)
+            return log_vars
 
         preds_S, preds_T, image = self._critic_tensors(values, inputs)
         log_vars.update(
@@ -334,10 +332,7 @@ class AdversarialDistiller(Distiller):
         """One WGAN-GP step of the critic on detached logits."""
         # Drop the gradients the student's backward left on the critic.
         critic_ow.zero_grad()
-        buffers = {
-            name: buf.detach().clone()
-            for name, buf in self.critic.named_buffers()
-        }
+        snapshot = self._critic_snapshot.take(self.critic)
         with critic_ow.optim_context(self.critic):
             terms = self.critic_loss(
                 self.critic, preds_S, preds_T, image, return_dict=True)
@@ -349,9 +344,7 @@ class AdversarialDistiller(Distiller):
             for k, v in terms.items()
         }
         if finite.item() < 1:
-            with torch.no_grad():
-                for name, buf in self.critic.named_buffers():
-                    buf.copy_(buffers[name])
+            snapshot.restore()
             print_log(
                 'AdversarialDistiller: non-finite critic loss '
                 f'({", ".join(f"{k}={v.item()}" for k, v in log_vars.items())}'
@@ -360,6 +353,19 @@ class AdversarialDistiller(Distiller):
                 level=logging.WARNING)
             log_vars['critic.skipped'] = loss.new_tensor(1.0)
             return log_vars
-        critic_ow.update_params(loss)
+        critic_ow.backward(critic_ow.scale_loss(loss))
+        if not has_loss_scaler(critic_ow) and not grads_finite(critic_ow):
+            critic_ow.zero_grad()
+            snapshot.restore()
+            print_log(
+                'AdversarialDistiller: non-finite gradients of the critic; '
+                'the critic step is skipped',
+                logger='current',
+                level=logging.WARNING)
+            log_vars['critic.skipped'] = loss.new_tensor(1.0)
+            return log_vars
+        if critic_ow.should_update():
+            critic_ow.step()
+            critic_ow.zero_grad()
         log_vars['critic.skipped'] = loss.new_tensor(0.0)
         return log_vars

@@ -1,38 +1,17 @@
 """The task-agnostic distiller: a student, an optional frozen teacher, taps,
 connectors and losses."""
 import copy
-import inspect
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 from mmengine.model import BaseModel
 from torch import nn
 
 from mmkd.registry import MODELS
-from ..utils import (GROUND_TRUTH_KEYS, build_task_model, build_teacher,
-                     get_ground_truth)
+from ..utils import build_task_model, build_teacher
+from .distill_graph import DistillGraph
 from .feature_tap import FeatureTap, StopForward, TapError, TapRecorder
-
-Source = Union[str, Sequence[str]]
-
-
-def _as_list(source: Source) -> List[str]:
-    return [source] if isinstance(source, str) else list(source)
-
-
-def _channels(value: Any) -> Any:
-    """Channel count(s) of a tensor or a list of tensors."""
-    if torch.is_tensor(value):
-        return value.shape[1]
-    return [_channels(v) for v in value]
-
-
-def _describe(value: Any) -> Any:
-    if torch.is_tensor(value):
-        return tuple(value.shape)
-    if isinstance(value, dict):
-        return {k: _describe(v) for k, v in value.items()}
-    return [_describe(v) for v in value]
+from .nonfinite_guard import NonFiniteGuard
 
 
 @MODELS.register_module()
@@ -51,7 +30,17 @@ class Distiller(BaseModel):
     self-teacher, the ReviewKD review path) transform them, and *losses*
     compare them. Every name a connector or loss refers to is checked when the
     model is built, and one dummy forward infers the connectors' channel
-    counts and checks every shape.
+    counts and checks every shape (:class:`DistillGraph` holds this wiring).
+
+    A training step (:meth:`train_step`) whose loss terms or gradients are
+    not finite changes nothing (parameters, buffers such as BN statistics,
+    optimizer state) and is logged; ``max_consecutive_nonfinite`` such steps
+    in a row stop training (see :mod:`.nonfinite_guard`). Under DDP the
+    same step runs through :class:`DistillerDistributedDataParallel`.
+
+    ``copy.deepcopy`` (MMEngine's ``EMAHook`` copies the model) gives a
+    distiller with its own taps and hooks; the frozen teacher is shared by
+    the copies (it is not trained and not in the state dict).
 
     Args:
         student (dict): The task model's config, e.g. ``_base_.model``.
@@ -71,15 +60,22 @@ class Distiller(BaseModel):
             a dict output).
         losses (dict): ``name -> dict(type=..., inputs=dict(<arg>=<source>),
             ...)`` where a source is a tap, a connector output, a list of them,
-            or ground truth (``'gt_label'``, ``'gt_sem_seg'``). Names must
-            contain ``'loss'``.
+            or ground truth (``'gt_label'``, ``'gt_sem_seg'``,
+            ``'gt_instances'`` or a key registered with
+            :func:`mmkd.models.utils.ground_truth.register_ground_truth`).
+            Names must contain ``'loss'``.
         probe_input_shape (tuple, optional): (C, H, W) of the dummy input
             used to infer shapes. Defaults to the student's first conv's input
             channels at 128 x 128.
+        max_consecutive_nonfinite (int): Skipped (non-finite) training steps
+            in a row after which training stops with an error. Defaults to 10.
         data_preprocessor (dict, optional): Given by the runner from the
             config's top-level ``data_preprocessor``; passed to the student if
             its config has none. The distiller uses the student's.
     """
+
+    #: The DDP wrapper :func:`mmkd.utils.setup_process` selects.
+    ddp_wrapper = 'mmkd.DistillerDistributedDataParallel'
 
     def __init__(self,
                  student: dict,
@@ -88,6 +84,7 @@ class Distiller(BaseModel):
                  connectors: Optional[Dict[str, dict]] = None,
                  losses: Optional[Dict[str, dict]] = None,
                  probe_input_shape: Optional[Sequence[int]] = None,
+                 max_consecutive_nonfinite: int = 10,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if isinstance(student, dict):
@@ -113,86 +110,36 @@ class Distiller(BaseModel):
         self.taps = taps
         self._student_recorder = TapRecorder(
             self.student, [t for t in taps.values() if t.model == 'student'])
-        self._teacher_recorder = TapRecorder(
-            self.teacher, [t for t in taps.values() if t.model == 'teacher']
-        ) if self.teacher is not None else None
+        self._teacher_recorder = self._make_teacher_recorder()
 
-        self.connector_cfgs: Dict[str, dict] = {}
-        for name, cfg in (connectors or {}).items():  # may use earlier ones
-            self.connector_cfgs[name] = self._check_connector_cfg(name, cfg)
-        self.loss_cfgs = {
-            name: self._check_loss_cfg(name, cfg)
-            for name, cfg in (losses or {}).items()
-        }
-        self.connectors = nn.ModuleDict()
-        self.distill_losses = nn.ModuleDict()
-        #: Per-loss multipliers, set every iteration by hooks (warm-up...).
-        self.loss_scales: Dict[str, float] = {}
-        self._build_from_probe(probe_input_shape)
+        self.graph = DistillGraph(list(taps), connectors, losses)
+        self.connectors = self.graph.connectors
+        self.distill_losses = self.graph.losses
+        self.guard = NonFiniteGuard(max_consecutive_nonfinite,
+                                    type(self).__name__)
+        #: Shapes of the tensor taps in the dummy forward ({} if none ran).
+        self.probe_shapes: Dict[str, tuple] = {}
+        if not self.graph.empty:
+            values = self.probe(probe_input_shape)
+            self.graph.build(values, training=self.student.training)
+
+    def _make_teacher_recorder(self) -> Optional[TapRecorder]:
+        if self.teacher is None:
+            return None
+        return TapRecorder(
+            self.teacher,
+            [t for t in self.taps.values() if t.model == 'teacher'])
+
+    @property
+    def loss_scales(self) -> Dict[str, float]:
+        """Per-loss multipliers, set every iteration by hooks (warm-up...)."""
+        return self.graph.loss_scales
+
+    @loss_scales.setter
+    def loss_scales(self, value: Dict[str, float]) -> None:
+        self.graph.loss_scales = value
 
     # ----------------------------------------------------------- building
-    def _known_sources(self) -> List[str]:
-        return list(self.taps) + list(GROUND_TRUTH_KEYS)
-
-    def _check_source(self, owner: str, source: str, known: List[str]):
-        root = source.split('.', 1)[0]
-        if source not in known and root not in known:
-            raise ValueError(
-                f"{owner} refers to '{source}', which no tap or connector "
-                f'provides (known: {", ".join(known)}). Declare it under '
-                '`taps` or `connectors`.')
-
-    def _check_connector_cfg(self, name: str, cfg: dict) -> dict:
-        cfg = copy.deepcopy(dict(cfg))
-        if 'inputs' not in cfg:
-            raise ValueError(f"connector '{name}' needs `inputs`: the tap(s) "
-                             'it transforms')
-        known = self._known_sources() + list(self.connector_cfgs)
-        for key in ('inputs', 'targets'):
-            for source in _as_list(cfg.get(key, [])):
-                self._check_source(f"connector '{name}' ({key})", source,
-                                   known)
-        return cfg
-
-    def _check_loss_cfg(self, name: str, cfg: dict) -> dict:
-        cfg = copy.deepcopy(dict(cfg))
-        if 'loss' not in name:
-            raise ValueError(
-                f"distillation loss name '{name}' must contain 'loss' (MMEngine "
-                "sums only log entries named so), e.g. 'loss_kd'")
-        mapping = cfg.get('inputs')
-        if not isinstance(mapping, dict) or not mapping:
-            raise ValueError(
-                f"loss '{name}' needs `inputs=dict(<forward arg>=<source>)`, "
-                "e.g. inputs=dict(preds_S='s_logits', preds_T='t_logits')")
-        loss_cls = MODELS.get(cfg['type'])
-        if loss_cls is None:
-            raise KeyError(f"loss '{name}': type {cfg['type']!r} is not "
-                           'registered in mmkd (or its parent registries)')
-        params = inspect.signature(loss_cls.forward).parameters
-        accepted = [p for p in params if p != 'self']
-        required = [
-            p.name for p in params.values() if p.name != 'self'
-            and p.default is inspect.Parameter.empty and p.kind in (
-                p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
-        unknown = set(mapping) - set(accepted)
-        if unknown:
-            raise ValueError(
-                f"loss '{name}' ({cfg['type']}): inputs {sorted(unknown)} are "
-                f'not arguments of its forward{tuple(accepted)}')
-        missing = set(required) - set(mapping)
-        if missing:
-            raise ValueError(
-                f"loss '{name}' ({cfg['type']}): forward arguments "
-                f'{sorted(missing)} are fed by no tap; add them to `inputs`')
-        known = self._known_sources() + list(self.connector_cfgs)
-        for arg, source in mapping.items():
-            for s in _as_list(source):
-                self._check_source(f"loss '{name}' (argument {arg})", s,
-                                   known)
-        return cfg
-
     def _default_probe_shape(self) -> tuple:
         for module in self.student.modules():
             if isinstance(module, nn.Conv2d):
@@ -201,10 +148,9 @@ class Distiller(BaseModel):
                          'Conv2d found); set probe_input_shape=(C, H, W)')
 
     @torch.no_grad()
-    def _build_from_probe(self, probe_input_shape) -> None:
-        """Run one dummy forward, build the connectors and check the losses."""
-        if not self.connector_cfgs and not self.loss_cfgs:
-            return
+    def probe(self, probe_input_shape=None) -> Dict[str, Any]:
+        """Run one dummy forward (batch of 2 zero images, the student in eval
+        and tensor mode) and return the tap values."""
         shape = tuple(probe_input_shape or self._default_probe_shape())
         #: (C, H, W) of the dummy input the shapes were inferred with.
         self.probe_input_shape = shape
@@ -224,88 +170,30 @@ class Distiller(BaseModel):
                 'accept.') from e
         finally:
             self.student.train(was_training)
+        self.probe_shapes = {
+            k: tuple(v.shape)
+            for k, v in values.items() if torch.is_tensor(v)
+        }
+        return values
 
-        for name, cfg in self.connector_cfgs.items():
-            self.connectors[name] = self._build_connector(name, cfg, values)
-            self.connectors[name].eval()
-            try:
-                self._run_connector(name, values)
-            except Exception as e:
-                raise ValueError(
-                    f"connector '{name}' failed on the probe features "
-                    f'{_describe(self._resolve(cfg["inputs"], values))}: '
-                    f'{e}') from e
-            self.connectors[name].train(was_training)
-
-        for name, cfg in self.loss_cfgs.items():
-            cfg = {k: v for k, v in cfg.items() if k != 'inputs'}
-            cfg.setdefault('_scope_', 'mmkd')
-            self.distill_losses[name] = MODELS.build(cfg)
-            mapping = self.loss_cfgs[name]['inputs']
-            if any(s in GROUND_TRUTH_KEYS for src in mapping.values()
-                   for s in _as_list(src)):
-                continue  # no ground truth in the probe
-            kwargs = {a: self._resolve(s, values) for a, s in mapping.items()}
-            try:
-                self.distill_losses[name](**kwargs)
-            except Exception as e:
-                raise ValueError(
-                    f"loss '{name}' does not accept the probe features "
-                    f'{ {a: _describe(v) for a, v in kwargs.items()} }: {e}'
-                ) from e
-
-    def _build_connector(self, name: str, cfg: dict,
-                         values: Dict[str, Any]) -> nn.Module:
-        cfg = {k: v for k, v in cfg.items() if k not in ('inputs', 'targets')}
-        connector_cls = MODELS.get(cfg['type'])
-        if connector_cls is None:
-            raise KeyError(f"connector '{name}': type {cfg['type']!r} is not "
-                           'registered in mmkd (or its parent registries)')
-        params = inspect.signature(connector_cls.__init__).parameters
-        source_cfg = self.connector_cfgs[name]
-        for key, source_key in (('in_channels', 'inputs'),
-                                ('out_channels', 'targets')):
-            if source_key not in source_cfg:
-                continue
-            inferred = _channels(self._resolve(source_cfg[source_key],
-                                               values))
-            if key not in params:
-                continue
-            if key in cfg and cfg[key] != inferred:
-                raise ValueError(
-                    f"connector '{name}': {key}={cfg[key]} is given, but its "
-                    f'{source_key} {source_cfg[source_key]} carry {inferred} '
-                    'channels. Remove it to let mmkd infer it, or fix the taps.')
-            cfg[key] = inferred
-        return MODELS.build(dict(cfg, _scope_=cfg.get('_scope_', 'mmkd')))
+    def _probe_tap_error(self, tap: FeatureTap,
+                         input_shape: tuple) -> TapError:
+        when = ('the teacher runs in tensor mode in training too'
+                if tap.model == 'teacher' else
+                'training runs the student in loss mode, but the probe has '
+                'no data samples for it')
+        return TapError(
+            f"tap '{tap.name}' ({tap.path}): the module did not run in the "
+            "probe. mmkd infers the connectors' channels and checks the "
+            f'losses with one dummy forward of a {input_shape} zero batch, '
+            f"running the {tap.model} in tensor mode (mode='tensor'; {when}),"
+            ' and this module is not on that path (e.g. an auxiliary head, '
+            'or a loss-only branch of a detector head). Tap a module that '
+            'the tensor-mode forward runs: the backbone, neck or decode head '
+            "(the auxiliary head's input is a backbone stage: "
+            f"dict(path='{tap.model}.backbone', index=<stage>)).")
 
     # ----------------------------------------------------------- running
-    def _resolve(self, source: Source, values: Dict[str, Any]) -> Any:
-        if not isinstance(source, str):
-            return [self._resolve(s, values) for s in source]
-        if source in values:
-            return values[source]
-        root, _, key = source.partition('.')
-        if root in values and isinstance(values[root], dict) and key:
-            if key not in values[root]:
-                raise KeyError(f"connector '{root}' returns no '{key}' (it "
-                               f'returns {sorted(values[root])})')
-            return values[root][key]
-        raise KeyError(f"'{source}' was not computed in this step")
-
-    def _run_connector(self, name: str, values: Dict[str, Any]) -> None:
-        cfg = self.connector_cfgs[name]
-        connector = self.connectors[name]
-        kwargs = {}
-        if 'targets' in cfg and 'out_sizes' in inspect.signature(
-                connector.forward).parameters:
-            targets = self._resolve(cfg['targets'], values)
-            kwargs['out_sizes'] = ([tuple(t.shape[-2:]) for t in targets]
-                                   if isinstance(targets, list) else tuple(
-                                       targets.shape[-2:]))
-        values[name] = connector(self._resolve(cfg['inputs'], values),
-                                 **kwargs)
-
     @staticmethod
     def _run_tapped(recorder: TapRecorder, forward, early_stop: bool,
                     probe: bool):
@@ -352,42 +240,43 @@ class Distiller(BaseModel):
                 probe: bool = False):
         """Run teacher then student with the taps on; return the tap values
         and the student's output."""
-        self.run_teacher(inputs, data_samples, probe=probe)
-        out = self._run_tapped(
-            self._student_recorder,
-            lambda: self.student(inputs, data_samples, mode=student_mode),
-            early_stop=False,
-            probe=probe)
-        return {name: tap.get() for name, tap in self.taps.items()}, out
+        try:
+            self.run_teacher(inputs, data_samples, probe=probe)
+            out = self._run_tapped(
+                self._student_recorder,
+                lambda: self.student(inputs, data_samples, mode=student_mode),
+                early_stop=False,
+                probe=probe)
+            if probe:
+                for tap in self.taps.values():
+                    if not tap.calls:
+                        raise self._probe_tap_error(tap,
+                                                    tuple(inputs.shape))
+            return {name: tap.get() for name, tap in self.taps.items()}, out
+        finally:
+            # The values are returned; the taps keep no tensor of the step.
+            for tap in self.taps.values():
+                tap.reset()
 
     def compute_distill_losses(self, values: Dict[str, Any],
                                data_samples: Optional[list]) -> dict:
         """Connectors then losses, from the recorded tap values."""
-        for name in self.connector_cfgs:
-            self._run_connector(name, values)
-        losses = {}
-        for name, loss in self.distill_losses.items():
-            kwargs = {}
-            for arg, source in self.loss_cfgs[name]['inputs'].items():
-                if isinstance(source, str) and source in GROUND_TRUTH_KEYS:
-                    if source not in values:
-                        values[source] = get_ground_truth(data_samples, source)
-                kwargs[arg] = self._resolve(source, values)
-            value = loss(**kwargs)
-            scale = self.loss_scales.get(name, 1.0)
-            losses[f'distill.{name}'] = value * scale if scale != 1 else value
-        return losses
+        return self.graph.compute_losses(values, data_samples)
 
     def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
         """Student task losses + ``distill.*`` losses."""
-        values, losses = self._record(inputs, data_samples, 'loss')
-        losses = dict(losses)
+        return self._losses(inputs, data_samples)[0]
+
+    def _losses(self, inputs: torch.Tensor, data_samples: list):
+        """The losses of :meth:`loss` and the recorded values."""
+        values, task_losses = self._record(inputs, data_samples, 'loss')
+        losses = dict(task_losses)
         if 'loss' in losses:
             # MMEngine logs the total under 'loss'; a student loss named so
             # (mmpretrain's heads) would overwrite it in the log.
             losses['student.loss'] = losses.pop('loss')
-        losses.update(self.compute_distill_losses(values, data_samples))
-        return losses
+        losses.update(self.graph.compute_losses(values, data_samples))
+        return losses, values
 
     def forward(self,
                 inputs: torch.Tensor,
@@ -399,6 +288,34 @@ class Distiller(BaseModel):
             return self.student(inputs, data_samples, mode=mode)
         raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, '
                            'predict and tensor mode')
+
+    # ----------------------------------------------------------- training
+    def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
+        """One guarded step: forward, checks, backward, checks, step.
+
+        As MMEngine's ``BaseModel.train_step``, except that a step with a
+        non-finite loss term or gradient changes nothing and is logged
+        (``nonfinite.skipped``, ``nonfinite.skipped_total``).
+        """
+        return self.guarded_train_step(data, optim_wrapper)
+
+    def guarded_train_step(self, data, optim_wrapper,
+                           model: Optional[nn.Module] = None):
+        """:meth:`train_step` with the forward run by ``model`` (this
+        distiller, or the DDP wrapper around it)."""
+        model = self if model is None else model
+        snapshot = self.guard.snapshot.take(self)  # before BN changes
+        with optim_wrapper.optim_context(model):
+            data = self.data_preprocessor(data, True)
+            losses = model._run_forward(data, mode='loss')
+        parsed_loss, log_vars = self.parse_losses(losses)
+        log_vars.update(
+            self.guard.update_params(optim_wrapper, parsed_loss, log_vars,
+                                     snapshot, self._param_names))
+        return log_vars
+
+    def _param_names(self) -> Dict[int, str]:
+        return {id(p): n for n, p in self.named_parameters()}
 
     # ------------------------------------------------ the hidden teacher
     def _apply(self, fn, *args, **kwargs):
@@ -413,8 +330,21 @@ class Distiller(BaseModel):
             self.teacher.eval()
         return self
 
+    def __deepcopy__(self, memo) -> 'Distiller':
+        """A copy with its own student, connectors, losses, taps and hooks;
+        the frozen teacher is shared (and gets hooks for the copy's taps)."""
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        if self.teacher is not None:
+            memo[id(self.teacher)] = self.teacher
+        for key, value in self.__dict__.items():
+            if key != '_teacher_recorder':
+                object.__setattr__(new, key, copy.deepcopy(value, memo))
+        object.__setattr__(new, '_teacher_recorder',
+                           new._make_teacher_recorder())
+        return new
+
     def extra_repr(self) -> str:
         teacher = type(self.teacher).__name__ if self.teacher is not None \
             else 'None (self-distillation)'
         return f'teacher: {teacher} (frozen, not in state_dict)'
-

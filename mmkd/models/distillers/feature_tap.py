@@ -6,6 +6,7 @@ io='input', call=1)`` (the *input* of the second call of a shared ReLU: the
 pre-activation residual sum of the last block of mmpretrain's ResNet stage).
 The models themselves are never edited.
 """
+import copy
 import difflib
 from typing import Any, Dict, List, Optional, Union
 
@@ -92,6 +93,13 @@ class FeatureTap:
     def reset(self) -> None:
         self.calls = []
 
+    def __deepcopy__(self, memo) -> 'FeatureTap':
+        # A copy records its own calls (recorded tensors are not copied).
+        new = copy.copy(self)
+        new.calls = []
+        memo[id(self)] = new
+        return new
+
     def record(self, value: Any, module: nn.Module) -> None:
         if self.index is not None:
             if not isinstance(value, (tuple, list)):
@@ -119,6 +127,12 @@ class FeatureTap:
     def get(self) -> torch.Tensor:
         """The recorded tensor of the wanted call."""
         n = len(self.calls)
+        if n == 0:
+            raise TapError(
+                f"tap '{self.name}' ({self.path}): the module did not run in "
+                'this forward. A module outside the forward of the mode the '
+                'model runs in (the teacher always runs in tensor mode; e.g. '
+                'an auxiliary head runs only in loss mode) cannot be tapped')
         if self.call is None:
             if n != 1:
                 raise TapError(
@@ -189,27 +203,11 @@ class TapRecorder:
         """Whether every tap has recorded the call it wants."""
         return all(t.complete for t in self.taps)
 
-    def _make_output_hook(self, tap: FeatureTap):
+    def _make_output_hook(self, tap: FeatureTap) -> '_OutputHook':
+        return _OutputHook(self, tap)
 
-        def hook(module, args, output):
-            if self.active:
-                tap.record(output, module)
-                self._after_record()
-
-        return hook
-
-    def _make_input_hook(self, tap: FeatureTap):
-
-        def hook(module, args):
-            if self.active:
-                if not args:
-                    raise RuntimeError(
-                        f"tap '{tap.name}' ({tap.path}) wants the module's "
-                        'input, but it was called without positional args')
-                tap.record(args[0], module)
-                self._after_record()
-
-        return hook
+    def _make_input_hook(self, tap: FeatureTap) -> '_InputHook':
+        return _InputHook(self, tap)
 
     def start(self) -> None:
         for tap in self.taps:
@@ -223,3 +221,34 @@ class TapRecorder:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+class _OutputHook:
+    """Forward hook recording a module's output into a tap.
+
+    An object rather than a closure, so that ``copy.deepcopy`` of a model
+    gives the copy hooks bound to the copied recorder and taps.
+    """
+
+    def __init__(self, recorder: TapRecorder, tap: FeatureTap) -> None:
+        self.recorder = recorder
+        self.tap = tap
+
+    def __call__(self, module, args, output):
+        if self.recorder.active:
+            self.tap.record(output, module)
+            self.recorder._after_record()
+
+
+class _InputHook(_OutputHook):
+    """Forward pre-hook recording a module's first positional input."""
+
+    def __call__(self, module, args):
+        if self.recorder.active:
+            if not args:
+                raise RuntimeError(
+                    f"tap '{self.tap.name}' ({self.tap.path}) wants the "
+                    "module's input, but it was called without positional "
+                    'args')
+            self.tap.record(args[0], module)
+            self.recorder._after_record()

@@ -1,0 +1,305 @@
+"""The config graph of a distiller: taps -> connectors -> losses.
+
+One :class:`DistillGraph` holds what a distiller's config declares besides
+the models: the taps' names, the connectors and the distillation losses with
+their inputs. It checks every name when built, builds the connectors and the
+losses from the tap values of one dummy forward (the *probe*), and, in every
+training step, runs the connectors and the losses on the recorded values.
+Running the models (and so recording the taps) is the distiller's job.
+"""
+import copy
+import inspect
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from mmkd.registry import MODELS
+from ..utils import GROUND_TRUTH_KEYS, get_ground_truth
+
+Source = Union[str, Sequence[str]]
+
+
+def as_list(source: Source) -> List[str]:
+    return [source] if isinstance(source, str) else list(source)
+
+
+def channels(value: Any) -> Any:
+    """Channel count(s) of a tensor or a list of tensors."""
+    if torch.is_tensor(value):
+        return value.shape[1]
+    return [channels(v) for v in value]
+
+
+def describe(value: Any) -> Any:
+    """Shapes of a tensor or of a (nested) list/dict of tensors."""
+    if torch.is_tensor(value):
+        return tuple(value.shape)
+    if isinstance(value, dict):
+        return {k: describe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [describe(v) for v in value]
+    return type(value).__name__
+
+
+def _batchnorm_batch_error(error: Exception) -> bool:
+    """Whether ``error`` is PyTorch's refusal to normalise one value per
+    channel (BatchNorm in training mode on a batch of one 1x1 map)."""
+    return isinstance(error, ValueError) and (
+        'Expected more than 1 value per channel' in str(error))
+
+
+class DistillGraph:
+    """Names, connectors and losses of a distiller, checked and run.
+
+    Args:
+        tap_names (Sequence[str]): Names of the distiller's taps.
+        connectors (dict): ``name -> dict(type=..., inputs=<source(s)>,
+            targets=<source(s)>, ...)``, in execution order (a connector may
+            use the outputs of earlier ones).
+        losses (dict): ``name -> dict(type=..., inputs=dict(<forward arg>=
+            <source>), ...)``; names must contain ``'loss'``.
+
+    Attributes:
+        connectors (nn.ModuleDict): Built by :meth:`build`; the distiller
+            registers it as its ``connectors`` sub-module.
+        losses (nn.ModuleDict): Built by :meth:`build`; registered as the
+            distiller's ``distill_losses``.
+        loss_scales (dict): ``loss name -> multiplier``, set by hooks (warm-up,
+            ramp-up) before an iteration; missing names mean 1.
+    """
+
+    def __init__(self,
+                 tap_names: Sequence[str],
+                 connectors: Optional[Dict[str, dict]] = None,
+                 losses: Optional[Dict[str, dict]] = None) -> None:
+        self.tap_names = list(tap_names)
+        self.connector_cfgs: Dict[str, dict] = {}
+        for name, cfg in (connectors or {}).items():  # may use earlier ones
+            self.connector_cfgs[name] = self._check_connector_cfg(name, cfg)
+        self.loss_cfgs = {
+            name: self._check_loss_cfg(name, cfg)
+            for name, cfg in (losses or {}).items()
+        }
+        self.connectors = nn.ModuleDict()
+        self.losses = nn.ModuleDict()
+        self.loss_scales: Dict[str, float] = {}
+        # Filled by build(): what a step needs, so that no step inspects
+        # signatures or configs.
+        self._connector_plan: List[Tuple[str, Source, Optional[Source],
+                                         bool]] = []
+        self._loss_plan: List[Tuple[str, List[Tuple[str, Source]]]] = []
+        self._gt_keys: List[str] = []
+
+    # ------------------------------------------------------------ checks
+    def known_sources(self) -> List[str]:
+        """Taps, ground truth keys and declared connectors."""
+        return (self.tap_names + list(GROUND_TRUTH_KEYS) +
+                list(self.connector_cfgs))
+
+    def check_source(self, owner: str, source: str) -> None:
+        """Raise if ``source`` (``name`` or ``connector.key``) is provided by
+        no tap, ground truth or connector declared so far."""
+        known = self.known_sources()
+        root = source.split('.', 1)[0]
+        if source not in known and root not in known:
+            raise ValueError(
+                f"{owner} refers to '{source}', which no tap or connector "
+                f'provides (known: {", ".join(known)}). Declare it under '
+                '`taps` or `connectors`.')
+
+    def _check_connector_cfg(self, name: str, cfg: dict) -> dict:
+        cfg = copy.deepcopy(dict(cfg))
+        if 'inputs' not in cfg:
+            raise ValueError(f"connector '{name}' needs `inputs`: the tap(s) "
+                             'it transforms')
+        for key in ('inputs', 'targets'):
+            for source in as_list(cfg.get(key, [])):
+                self.check_source(f"connector '{name}' ({key})", source)
+        return cfg
+
+    def _check_loss_cfg(self, name: str, cfg: dict) -> dict:
+        cfg = copy.deepcopy(dict(cfg))
+        if 'loss' not in name:
+            raise ValueError(
+                f"distillation loss name '{name}' must contain 'loss' "
+                "(MMEngine sums only log entries named so), e.g. 'loss_kd'")
+        mapping = cfg.get('inputs')
+        if not isinstance(mapping, dict) or not mapping:
+            raise ValueError(
+                f"loss '{name}' needs `inputs=dict(<forward arg>=<source>)`, "
+                "e.g. inputs=dict(preds_S='s_logits', preds_T='t_logits')")
+        loss_cls = MODELS.get(cfg['type'])
+        if loss_cls is None:
+            raise KeyError(f"loss '{name}': type {cfg['type']!r} is not "
+                           'registered in mmkd (or its parent registries)')
+        params = inspect.signature(loss_cls.forward).parameters
+        accepted = [p for p in params if p != 'self']
+        required = [
+            p.name for p in params.values() if p.name != 'self'
+            and p.default is inspect.Parameter.empty and p.kind in (
+                p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        unknown = set(mapping) - set(accepted)
+        if unknown:
+            raise ValueError(
+                f"loss '{name}' ({cfg['type']}): inputs {sorted(unknown)} are "
+                f'not arguments of its forward{tuple(accepted)}')
+        missing = set(required) - set(mapping)
+        if missing:
+            raise ValueError(
+                f"loss '{name}' ({cfg['type']}): forward arguments "
+                f'{sorted(missing)} are fed by no tap; add them to `inputs`')
+        for arg, source in mapping.items():
+            for s in as_list(source):
+                self.check_source(f"loss '{name}' (argument {arg})", s)
+        return cfg
+
+    @property
+    def empty(self) -> bool:
+        """No connector and no loss: nothing to build from a probe."""
+        return not self.connector_cfgs and not self.loss_cfgs
+
+    # ------------------------------------------------------------ building
+    def build(self, values: Dict[str, Any], training: bool = True) -> None:
+        """Build the connectors and the losses from the probe's tap values
+        (inferring channels), and run each once on them to check shapes.
+
+        Args:
+            values (dict): ``tap name -> tensor or list of tensors`` of the
+                probe; connector outputs are added to it.
+            training (bool): Mode to leave the connectors in.
+        """
+        for name, cfg in self.connector_cfgs.items():
+            connector = self._build_connector(name, cfg, values)
+            self.connectors[name] = connector
+            needs_sizes = 'targets' in cfg and 'out_sizes' in (
+                inspect.signature(connector.forward).parameters)
+            self._connector_plan.append(
+                (name, cfg['inputs'], cfg.get('targets'), needs_sizes))
+            connector.eval()
+            try:
+                self._run_connector(self._connector_plan[-1], values)
+            except Exception as e:
+                raise ValueError(
+                    f"connector '{name}' failed on the probe features "
+                    f'{describe(self.resolve(cfg["inputs"], values))}: '
+                    f'{e}') from e
+            connector.train(training)
+
+        gt_keys = set()
+        for name, cfg in self.loss_cfgs.items():
+            build_cfg = {k: v for k, v in cfg.items() if k != 'inputs'}
+            build_cfg.setdefault('_scope_', 'mmkd')
+            self.losses[name] = MODELS.build(build_cfg)
+            mapping = cfg['inputs']
+            self._loss_plan.append((name, list(mapping.items())))
+            uses_gt = False
+            for source in mapping.values():
+                for s in as_list(source):
+                    if s in GROUND_TRUTH_KEYS:
+                        gt_keys.add(s)
+                        uses_gt = True
+            if uses_gt:
+                continue  # no ground truth in the probe
+            kwargs = {a: self.resolve(s, values) for a, s in mapping.items()}
+            try:
+                self.losses[name](**kwargs)
+            except Exception as e:
+                raise ValueError(
+                    f"loss '{name}' does not accept the probe features "
+                    f'{ {a: describe(v) for a, v in kwargs.items()} }: {e}'
+                ) from e
+        self._gt_keys = sorted(gt_keys)
+
+    def _build_connector(self, name: str, cfg: dict,
+                         values: Dict[str, Any]) -> nn.Module:
+        build_cfg = {
+            k: v
+            for k, v in cfg.items() if k not in ('inputs', 'targets')
+        }
+        connector_cls = MODELS.get(build_cfg['type'])
+        if connector_cls is None:
+            raise KeyError(f"connector '{name}': type {build_cfg['type']!r} "
+                           'is not registered in mmkd (or its parent '
+                           'registries)')
+        params = inspect.signature(connector_cls.__init__).parameters
+        for key, source_key in (('in_channels', 'inputs'),
+                                ('out_channels', 'targets')):
+            if source_key not in cfg:
+                continue
+            inferred = channels(self.resolve(cfg[source_key], values))
+            if key not in params:
+                continue
+            if key in build_cfg and build_cfg[key] != inferred:
+                raise ValueError(
+                    f"connector '{name}': {key}={build_cfg[key]} is given, "
+                    f'but its {source_key} {cfg[source_key]} carry '
+                    f'{inferred} channels. Remove it to let mmkd infer it, '
+                    'or fix the taps.')
+            build_cfg[key] = inferred
+        return MODELS.build(
+            dict(build_cfg, _scope_=build_cfg.get('_scope_', 'mmkd')))
+
+    # ------------------------------------------------------------ running
+    def resolve(self, source: Source, values: Dict[str, Any]) -> Any:
+        """The value of a source (a list of sources gives a list)."""
+        if not isinstance(source, str):
+            return [self.resolve(s, values) for s in source]
+        if source in values:
+            return values[source]
+        root, _, key = source.partition('.')
+        if root in values and isinstance(values[root], dict) and key:
+            if key not in values[root]:
+                raise KeyError(f"connector '{root}' returns no '{key}' (it "
+                               f'returns {sorted(values[root])})')
+            return values[root][key]
+        raise KeyError(f"'{source}' was not computed in this step")
+
+    def _run_connector(self, plan: tuple, values: Dict[str, Any]) -> None:
+        name, inputs, targets, needs_sizes = plan
+        kwargs = {}
+        if needs_sizes:
+            target = self.resolve(targets, values)
+            kwargs['out_sizes'] = ([tuple(t.shape[-2:]) for t in target]
+                                   if isinstance(target, list) else tuple(
+                                       target.shape[-2:]))
+        x = self.resolve(inputs, values)
+        try:
+            values[name] = self.connectors[name](x, **kwargs)
+        except ValueError as e:
+            if not _batchnorm_batch_error(e):
+                raise
+            batch = describe(x)
+            raise ValueError(
+                f"connector '{name}' got a batch of size 1 (inputs "
+                f'{batch}): its BatchNorm layers, in training mode, normalise '
+                'over the batch and the spatial positions, and some of its '
+                'maps are 1x1 (e.g. the pooled level of the ReviewKD review '
+                'path), so a single sample gives one value per channel. '
+                'Train with batch size >= 2 per process and set '
+                '`train_dataloader.drop_last=True` (an epoch whose length '
+                'is not a multiple of the batch size ends with a smaller '
+                f'batch). PyTorch: {e}') from e
+
+    def run_connectors(self, values: Dict[str, Any]) -> None:
+        """Run every connector in order, adding its output to ``values``."""
+        for plan in self._connector_plan:
+            self._run_connector(plan, values)
+
+    def compute_losses(self, values: Dict[str, Any],
+                       data_samples: Optional[list]) -> Dict[str, Any]:
+        """Connectors, then every loss times its scale, named
+        ``distill.<name>``."""
+        self.run_connectors(values)
+        for key in self._gt_keys:
+            if key not in values:
+                values[key] = get_ground_truth(data_samples, key)
+        losses = {}
+        scales = self.loss_scales
+        for name, mapping in self._loss_plan:
+            kwargs = {arg: self.resolve(s, values) for arg, s in mapping}
+            value = self.losses[name](**kwargs)
+            scale = scales.get(name, 1.0)
+            losses[f'distill.{name}'] = value * scale if scale != 1 else value
+        return losses

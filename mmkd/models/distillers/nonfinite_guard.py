@@ -1,0 +1,277 @@
+"""Skip a training step whose losses or gradients are not finite.
+
+One NaN in a step (a bad batch, an overflow in a loss) is enough to make
+every weight NaN after the optimizer step, and the BatchNorm running
+statistics NaN already in the forward. :class:`NonFiniteGuard` makes such a
+step change nothing:
+
+* before the forward, the model's buffers are copied (BN running statistics,
+  spectral-norm vectors: the only state a forward changes);
+* after the forward, every logged loss term (and their sum) is checked; a
+  non-finite one skips the backward and the optimizer step and puts the
+  buffers back;
+* after the backward, the gradients are checked in one pass (the norm of
+  every gradient by ``torch._foreach_norm``) unless the optimizer wrapper has
+  a loss scaler (``AmpOptimWrapper`` with a dynamic loss scale), whose own
+  overflow check already skips steps with inf/NaN gradients and adjusts the
+  scale: those skips are normal in mixed precision and not counted here;
+* the decisions are all-reduced (min) so that every process of a
+  distributed run skips the same steps.
+
+Skipped steps are logged (a warning naming the terms, and the log variables
+``nonfinite.skipped`` = 1 and ``nonfinite.skipped_total``); after
+``max_consecutive`` skips in a row training stops with
+:class:`NonFiniteLossError` naming the terms.
+"""
+import logging
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from mmengine import dist
+from mmengine.logging import print_log
+from torch import Tensor, nn
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive training steps had non-finite losses or
+    gradients."""
+
+
+def _all_finite_everywhere(flag: Tensor) -> bool:
+    """``flag`` (a 0-d bool/float tensor, 1 = finite) is all-reduced by min
+    over the processes."""
+    flag = flag.float().reshape(())
+    dist.all_reduce(flag, op='min')
+    return bool(flag.item() >= 1)
+
+
+class BufferSnapshot:
+    """Values of a module's buffers, taken before a forward and put back
+    after a skipped step.
+
+    The copies are kept between steps and refreshed by one
+    ``torch._foreach_copy_`` (no allocation while the buffers stay the same
+    tensors); they are not deep-copied or pickled with the model.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: List[Tensor] = []
+        self._copies: List[Tensor] = []
+
+    def take(self, module: nn.Module) -> 'BufferSnapshot':
+        buffers = list(module.buffers())
+        if len(buffers) != len(self._buffers) or any(
+                a is not b for a, b in zip(buffers, self._buffers)):
+            self._buffers = buffers
+            self._copies = [torch.empty_like(b) for b in buffers]
+        if buffers:
+            with torch.no_grad():
+                torch._foreach_copy_(self._copies, buffers)
+        return self
+
+    def restore(self) -> None:
+        if self._buffers:
+            with torch.no_grad():
+                torch._foreach_copy_(self._buffers, self._copies)
+
+    def __deepcopy__(self, memo) -> 'BufferSnapshot':
+        return BufferSnapshot()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+
+def has_loss_scaler(optim_wrapper) -> bool:
+    """Whether ``optim_wrapper`` scales the loss and skips overflowing steps
+    itself (MMEngine's ``AmpOptimWrapper`` with a ``GradScaler``)."""
+    scaler = getattr(optim_wrapper, 'loss_scaler', None)
+    if scaler is None:
+        return False
+    is_enabled = getattr(scaler, 'is_enabled', None)
+    return bool(is_enabled()) if callable(is_enabled) else True
+
+
+def _grads(optim_wrapper) -> List[tuple]:
+    return [(p, p.grad) for group in optim_wrapper.param_groups
+            for p in group['params'] if p.grad is not None]
+
+
+def grads_finite(optim_wrapper) -> bool:
+    """Whether every gradient of the wrapper's parameters is finite on
+    every process (one ``_foreach_norm`` pass; a gradient whose 2-norm
+    overflows float32 counts as non-finite)."""
+    grads = [g for _, g in _grads(optim_wrapper)]
+    if grads:
+        norms = torch._foreach_norm(grads)
+        groups: Dict[tuple, list] = {}
+        for n in norms:
+            groups.setdefault((n.device, n.dtype), []).append(n)
+        totals = [torch.stack(v).float().sum() for v in groups.values()]
+        device = totals[0].device
+        total = (totals[0] if len(totals) == 1 else torch.stack(
+            [t.to(device) for t in totals]).sum())
+        flag = torch.isfinite(total)
+    else:
+        flag = torch.ones((), dtype=torch.bool)
+    return _all_finite_everywhere(flag)
+
+
+def nonfinite_grad_names(optim_wrapper,
+                         names: Dict[int, str],
+                         limit: int = 5) -> List[str]:
+    """Names of (at most ``limit``) parameters with non-finite gradients on
+    this process (slow; only for the message of a skipped step)."""
+    out = []
+    for p, g in _grads(optim_wrapper):
+        if not torch.isfinite(g).all():
+            out.append(names.get(id(p), f'<parameter {tuple(p.shape)}>'))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def loss_terms(log_vars: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """The terms that reach the weights: log entries named ``*loss*``
+    (MMEngine sums exactly those), their sum ``loss`` included."""
+    return {
+        k: v
+        for k, v in log_vars.items() if 'loss' in k and torch.is_tensor(v)
+    }
+
+
+class NonFiniteGuard:
+    """Counts and reports skipped steps of one model (see the module
+    docstring).
+
+    Args:
+        max_consecutive (int): Skipped steps in a row after which training
+            stops with :class:`NonFiniteLossError`. Defaults to 10.
+        owner (str): Name in the messages, e.g. ``'Distiller'``.
+    """
+
+    def __init__(self, max_consecutive: int = 10,
+                 owner: str = 'Distiller') -> None:
+        if max_consecutive < 1:
+            raise ValueError('max_consecutive_nonfinite must be >= 1, got '
+                             f'{max_consecutive}')
+        self.max_consecutive = max_consecutive
+        self.owner = owner
+        #: Steps skipped since the model was built (or resumed).
+        self.skipped_total = 0
+        #: Skipped steps in a row (0 after a good step).
+        self.consecutive = 0
+        self._culprits: List[str] = []
+        #: Reused by the owner's train step (see :class:`BufferSnapshot`).
+        self.snapshot = BufferSnapshot()
+
+    def losses_finite(self, log_vars: Dict[str, Tensor]) -> List[str]:
+        """Names of the non-finite loss terms of this step, ``[]`` if every
+        term is finite on every process. A term is checked in float32 (an
+        ``autocast`` loss in float16 that is inf is inf in float32 too)."""
+        terms = loss_terms(log_vars)
+        if not terms:
+            return []
+        values = torch.stack([v.detach().float().reshape(()) for v in
+                              terms.values()])
+        if _all_finite_everywhere(torch.isfinite(values).all()):
+            return []
+        bad = [k for k, v in terms.items() if not torch.isfinite(v).all()]
+        if bad == ['loss']:
+            return ['loss (the sum of finite terms overflows)']
+        return [k for k in bad if k != 'loss'] or [
+            'a loss term on another process'
+        ]
+
+    def skip(self, reasons: Sequence[str], what: str,
+             log_vars: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Record a skipped step: warn, count, raise after too many.
+
+        Args:
+            reasons (Sequence[str]): The offending terms / parameters.
+            what (str): ``'loss term(s)'`` or ``'gradient(s)'``.
+            log_vars (dict): The step's log variables (for the values).
+
+        Returns:
+            dict: ``nonfinite.skipped`` (1) and ``nonfinite.skipped_total``.
+        """
+        self.skipped_total += 1
+        self.consecutive += 1
+        for r in reasons:
+            if r not in self._culprits:
+                self._culprits.append(r)
+        values = ', '.join(
+            f'{r}={log_vars[r].item():.4g}' if r in log_vars else r
+            for r in reasons)
+        ref = next(iter(log_vars.values()), torch.zeros(()))
+        print_log(
+            f'{self.owner}: non-finite {what} {values}; the step is skipped '
+            '(no parameter, buffer or optimizer state changed). Skipped '
+            f'steps: {self.skipped_total} in total, {self.consecutive} in a '
+            f'row (training stops after {self.max_consecutive} in a row).',
+            logger='current',
+            level=logging.WARNING)
+        if self.consecutive >= self.max_consecutive:
+            raise NonFiniteLossError(
+                f'{self.owner}: {self.consecutive} training steps in a row '
+                f'had non-finite values ({", ".join(self._culprits)}); '
+                'training stops. Check the input data for NaN/inf, lower the learning '
+                'rate or the loss weights, or train in float32. '
+                '`max_consecutive_nonfinite` of the distiller sets how many '
+                'skipped steps in a row are tolerated.')
+        return {
+            'nonfinite.skipped': ref.new_tensor(1.0),
+            'nonfinite.skipped_total': ref.new_tensor(
+                float(self.skipped_total)),
+        }
+
+    def passed(self) -> None:
+        """A step that was not skipped: reset the run of skips."""
+        self.consecutive = 0
+        self._culprits = []
+
+    def update_params(self, optim_wrapper, loss: Tensor,
+                      log_vars: Dict[str, Tensor],
+                      snapshot: Optional[BufferSnapshot],
+                      param_names: Optional[Callable[[], Dict[int,
+                                                          str]]] = None,
+                      check_losses: bool = True) -> Dict[str, Tensor]:
+        """``optim_wrapper.update_params(loss)``, guarded.
+
+        Mirrors :meth:`mmengine.optim.OptimWrapper.update_params` (scale for
+        gradient accumulation, backward, step and zero the gradients when the
+        accumulation window is complete) with the checks of the module
+        docstring in between. On a skipped step, the buffers in ``snapshot``
+        (taken before the forward) are restored, the optimizer is not
+        stepped and the gradients of this backward (if any) are zeroed.
+
+        Returns:
+            dict: Extra log variables (empty if the step was not skipped).
+        """
+        if check_losses:
+            bad = self.losses_finite(log_vars)
+            if bad:
+                if snapshot is not None:
+                    snapshot.restore()
+                return self.skip(bad, 'loss term(s)', log_vars)
+        count = getattr(optim_wrapper, '_inner_count', None)
+        optim_wrapper.backward(optim_wrapper.scale_loss(loss))
+        if not has_loss_scaler(optim_wrapper) and not grads_finite(
+                optim_wrapper):
+            bad = nonfinite_grad_names(optim_wrapper,
+                                       param_names() if param_names else {})
+            optim_wrapper.zero_grad()
+            if count is not None:  # the skipped backward does not count
+                optim_wrapper._inner_count = count
+            if snapshot is not None:
+                snapshot.restore()
+            return self.skip(
+                [f'grad of {n}' for n in bad] or
+                ['a gradient on another process'], 'gradient(s)', log_vars)
+        if optim_wrapper.should_update():
+            optim_wrapper.step()
+            optim_wrapper.zero_grad()
+        self.passed()
+        return {}

@@ -1,0 +1,494 @@
+"""A training step with a non-finite loss term or gradient changes nothing.
+
+Real mmpretrain classifiers (tiny CIFAR ResNets) in a Distiller with a real
+MMEngine OptimWrapper (SGD with momentum and weight decay), and a tiny mmseg
+PSPNet pair in the AdversarialDistiller (SKD) with its two wrappers.
+"""
+import copy
+import logging
+
+import pytest
+import torch
+from mmengine.logging import MMLogger
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+from mmpretrain.structures import DataSample
+
+from mmkd.models.distillers import NonFiniteLossError
+from mmkd.registry import MODELS
+
+NAN = float('nan')
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def classifier(width: int) -> dict:
+    return dict(
+        type='ImageClassifier',
+        _scope_='mmpretrain',
+        backbone=dict(
+            type='mmkd.CIFARResNet',
+            arch=dict(depth=8, stem_channels=width, base_channels=width),
+            in_channels=1),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(
+            type='LinearClsHead',
+            num_classes=5,
+            in_channels=width * 4,
+            loss=dict(type='CrossEntropyLoss')),
+        data_preprocessor=dict(
+            type='ClsDataPreprocessor', mean=[0.], std=[255.]))
+
+
+@pytest.fixture(scope='module')
+def teacher_ckpt(tmp_path_factory):
+    init_default_scope('mmpretrain')
+    torch.manual_seed(1)
+    teacher = MODELS.build(classifier(8))
+    path = tmp_path_factory.mktemp('teacher') / 'teacher.pth'
+    torch.save({'state_dict': teacher.state_dict()}, path)
+    return str(path)
+
+
+def distiller(teacher_ckpt, **kwargs):
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    cfg = dict(
+        type='Distiller',
+        _scope_='mmkd',
+        student=classifier(4),
+        teacher=dict(model=classifier(8), checkpoint=teacher_ckpt),
+        taps=dict(
+            s_logits='student.head.fc',
+            t_logits='teacher.head.fc',
+            s3='student.backbone.layer3',
+            t3='teacher.backbone.layer3'),
+        connectors=dict(
+            hint=dict(type='ConvConnector', inputs='s3', targets='t3')),
+        losses=dict(
+            loss_kd=dict(
+                type='KDLoss',
+                inputs=dict(preds_S='s_logits', preds_T='t_logits')),
+            loss_fitnet=dict(
+                type='FitNetLoss', inputs=dict(preds_S='hint',
+                                               preds_T='t3'))),
+        probe_input_shape=(1, 16, 16))
+    cfg.update(kwargs)
+    return MODELS.build(cfg).train()
+
+
+def batch(seed, n=4):
+    g = torch.Generator().manual_seed(seed)
+    return dict(
+        inputs=[
+            torch.randint(0, 256, (1, 16, 16), generator=g).float()
+            for _ in range(n)
+        ],
+        data_samples=[DataSample().set_gt_label(i % 5) for i in range(n)])
+
+
+def sgd(model):
+    return OptimWrapper(
+        torch.optim.SGD(
+            model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4))
+
+
+def state(model, *wrappers):
+    """Every parameter, buffer and optimizer state, copied."""
+    return dict(
+        params={n: p.detach().clone()
+                for n, p in model.named_parameters()},
+        buffers={n: b.detach().clone()
+                 for n, b in model.named_buffers()},
+        optim=[copy.deepcopy(w.optimizer.state_dict()) for w in wrappers])
+
+
+def assert_same(a, b):
+    for kind in ('params', 'buffers'):
+        assert a[kind].keys() == b[kind].keys()
+        for k in a[kind]:
+            assert torch.equal(a[kind][k], b[kind][k]), (kind, k)
+    for sa, sb in zip(a['optim'], b['optim']):
+        assert sa['param_groups'] == sb['param_groups']
+        assert sa['state'].keys() == sb['state'].keys()
+        for i in sa['state']:
+            for key, value in sa['state'][i].items():
+                assert torch.equal(value, sb['state'][i][key]), (i, key)
+
+
+def changed(a, b, kind='params'):
+    return [k for k in a[kind] if not torch.equal(a[kind][k], b[kind][k])]
+
+
+class Poison:
+    """Forward hook multiplying a module's output by NaN while on (or, with
+    ``grad=True``, leaving the output and making its gradient NaN)."""
+
+    def __init__(self, module, grad=False):
+        self.on = False
+        self.grad = grad
+        # before the taps, so that they record the poisoned output
+        module.register_forward_hook(self, prepend=True)
+
+    def __call__(self, module, args, output):
+        if not self.on:
+            return None
+        if self.grad:
+            output.register_hook(lambda g: g * NAN)
+            return None
+        return output * NAN
+
+
+@pytest.fixture
+def warnings():
+    """Warnings of mmengine's current logger."""
+    records = []
+
+    class Handler(logging.Handler):
+
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Handler(level=logging.WARNING)
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def test_nan_logits_step_changes_nothing_and_next_step_trains(
+        teacher_ckpt, warnings):
+    model = distiller(teacher_ckpt)
+    ow = sgd(model)
+    poison = Poison(model.student.head.fc)
+    model.train_step(batch(0), ow)  # momentum buffers exist from here on
+    before = state(model, ow)
+    assert before['optim'][0]['state']  # momentum to protect
+
+    poison.on = True
+    log_vars = model.train_step(batch(1), ow)
+    assert log_vars['nonfinite.skipped'] == 1
+    assert log_vars['nonfinite.skipped_total'] == 1
+    assert torch.isnan(log_vars['student.loss'])
+    assert_same(before, state(model, ow))  # BN running stats included
+    assert all(p.grad is None or not p.grad.any()
+               for p in model.parameters())
+    msg, = [w for w in warnings if 'non-finite' in w]
+    assert 'student.loss=nan' in msg and 'distill.loss_kd=nan' in msg
+    assert 'loss_fitnet' not in msg  # its features are before the logits
+
+    poison.on = False
+    log_vars = model.train_step(batch(1), ow)
+    assert 'nonfinite.skipped' not in log_vars
+    after = state(model, ow)
+    assert changed(before, after) and changed(before, after, 'buffers')
+    assert model.guard.consecutive == 0 and model.guard.skipped_total == 1
+    for p in model.parameters():
+        assert torch.isfinite(p).all()
+
+
+def test_good_step_equals_mmengine_update(teacher_ckpt):
+    """On finite steps the guarded step is MMEngine's train step."""
+    model = distiller(teacher_ckpt)
+    twin = copy.deepcopy(model)
+    ow, ow_twin = sgd(model), sgd(twin)
+    for seed in range(2):
+        model.train_step(batch(seed), ow)
+        # MMEngine's BaseModel.train_step, by hand
+        with ow_twin.optim_context(twin):
+            data = twin.data_preprocessor(batch(seed), True)
+            losses = twin._run_forward(data, mode='loss')
+        parsed, _ = twin.parse_losses(losses)
+        ow_twin.update_params(parsed)
+    a, b = state(model, ow), state(twin, ow_twin)
+    for kind in ('params', 'buffers'):
+        for k in a[kind]:
+            torch.testing.assert_close(a[kind][k], b[kind][k])
+
+
+def test_nonfinite_gradient_skips_the_step(teacher_ckpt, warnings):
+    model = distiller(teacher_ckpt)
+    ow = sgd(model)
+    # finite loss, NaN gradient into layer3's output
+    poison = Poison(model.student.backbone.layer3, grad=True)
+    model.train_step(batch(0), ow)
+    before = state(model, ow)
+    count = ow._inner_count
+
+    poison.on = True
+    log_vars = model.train_step(batch(1), ow)
+    assert torch.isfinite(log_vars['loss'])
+    assert log_vars['nonfinite.skipped'] == 1
+    assert_same(before, state(model, ow))
+    assert ow._inner_count == count
+    msg, = [w for w in warnings if 'non-finite' in w]
+    assert 'gradient' in msg and 'grad of student.backbone' in msg
+
+
+def test_consecutive_skips_stop_training_with_the_terms(teacher_ckpt):
+    model = distiller(teacher_ckpt, max_consecutive_nonfinite=3)
+    ow = sgd(model)
+    poison = Poison(model.student.head.fc)
+    poison.on = True
+    for _ in range(2):
+        assert model.train_step(batch(0), ow)['nonfinite.skipped'] == 1
+    poison.on = False
+    model.train_step(batch(0), ow)  # a good step resets the run
+    poison.on = True
+    for _ in range(2):
+        model.train_step(batch(0), ow)
+    with pytest.raises(NonFiniteLossError,
+                       match=r'3 training steps in a row.*student\.loss.*'
+                       r'distill\.loss_kd'):
+        model.train_step(batch(0), ow)
+    assert model.guard.skipped_total == 5
+    with pytest.raises(ValueError, match='max_consecutive_nonfinite'):
+        distiller(teacher_ckpt, max_consecutive_nonfinite=0)
+
+
+def test_autocast_wrapper_bf16(teacher_ckpt):
+    """The lead's CPU bfloat16 wrapper (no loss scaler): non-finite losses
+    are caught as with the plain wrapper."""
+    from mmkd.registry import OPTIM_WRAPPERS
+    try:
+        wrapper_cls = OPTIM_WRAPPERS.get('AutocastOptimWrapper')
+    except Exception:
+        wrapper_cls = None
+    if wrapper_cls is None:
+        pytest.skip('mmkd has no AutocastOptimWrapper')
+    model = distiller(teacher_ckpt)
+    ow = wrapper_cls(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    poison = Poison(model.student.head.fc)
+    model.train_step(batch(0), ow)
+    before = state(model, ow)
+    poison.on = True
+    assert model.train_step(batch(1), ow)['nonfinite.skipped'] == 1
+    assert_same(before, state(model, ow))
+    poison.on = False
+    model.train_step(batch(1), ow)
+    assert changed(before, state(model, ow))
+
+
+def test_loss_scaler_overflow_is_not_counted(teacher_ckpt):
+    """With a loss scaler (AmpOptimWrapper semantics: a GradScaler skips
+    steps whose scaled gradients overflow and lowers the scale), an
+    overflowing gradient is the scaler's business: not a skipped step."""
+    from mmkd.models.distillers.nonfinite_guard import has_loss_scaler
+    model = distiller(teacher_ckpt)
+    ow = sgd(model)
+    ow.loss_scaler = torch.amp.GradScaler('cpu', init_scale=2.**16)
+    # mmengine's AmpOptimWrapper backward / step, on this CPU wrapper
+    ow.backward = lambda loss, **kw: (ow.loss_scaler.scale(loss).backward(),
+                                      setattr(ow, '_inner_count',
+                                              ow._inner_count + 1))
+    ow.step = lambda **kw: (ow.loss_scaler.step(ow.optimizer),
+                            ow.loss_scaler.update())
+    assert has_loss_scaler(ow)
+    poison = Poison(model.student.backbone.layer3, grad=True)
+    model.train_step(batch(0), ow)
+    before = state(model, ow)
+    scale = ow.loss_scaler.get_scale()
+    poison.on = True
+    log_vars = model.train_step(batch(1), ow)
+    assert 'nonfinite.skipped' not in log_vars
+    assert model.guard.skipped_total == 0
+    assert ow.loss_scaler.get_scale() == scale / 2  # the scaler's skip
+    assert not changed(before, state(model, ow))  # optimizer not stepped
+    # a NaN loss term is still caught before the scaler sees it
+    poison.grad = False
+    assert model.train_step(batch(1), ow)['nonfinite.skipped'] == 1
+    assert ow.loss_scaler.get_scale() == scale / 2
+
+
+def test_ddp_wrapper_runs_the_guarded_step(teacher_ckpt, tmp_path):
+    """Under mmkd's DDP wrapper (one gloo process) the forward goes through
+    DDP and the guard still skips the poisoned step."""
+    import torch.distributed as torch_dist
+
+    from mmkd.models.distillers import DistillerDistributedDataParallel
+    model = distiller(teacher_ckpt)
+    torch_dist.init_process_group(
+        'gloo', init_method=f'file://{tmp_path}/pg', rank=0, world_size=1)
+    try:
+        wrapped = DistillerDistributedDataParallel(
+            module=model, device_ids=None, broadcast_buffers=False)
+        forwards = []
+        wrapped.register_forward_pre_hook(lambda *a: forwards.append(1))
+        ow = sgd(wrapped)
+        poison = Poison(model.student.head.fc)
+        wrapped.train_step(batch(0), ow)
+        assert forwards == [1]  # through DDP
+        before = state(model, ow)
+        poison.on = True
+        assert wrapped.train_step(batch(1), ow)['nonfinite.skipped'] == 1
+        assert_same(before, state(model, ow))
+        poison.on = False
+        wrapped.train_step(batch(1), ow)
+        assert changed(before, state(model, ow))
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def test_ddp_wrapper_refuses_the_adversarial_distiller():
+    from mmengine.model import MMDistributedDataParallel
+
+    from mmkd.models.distillers import (AdversarialDistiller,
+                                        DistillerDistributedDataParallel)
+    model = AdversarialDistiller.__new__(AdversarialDistiller)
+    with pytest.raises(TypeError, match='MMSeparateDistributedDataParallel'):
+        DistillerDistributedDataParallel(module=model)
+    assert issubclass(DistillerDistributedDataParallel,
+                      MMDistributedDataParallel)
+
+
+# --------------------------------------------------------------------------
+# AdversarialDistiller (SKD): the critic's BN statistics too
+# --------------------------------------------------------------------------
+SEG = 64
+
+
+def segmentor(base: int, channels: int) -> dict:
+    """A real mmseg PSPNet on a narrow ResNetV1c-18 (output stride 8)."""
+    norm = dict(type='BN', requires_grad=True)
+    return dict(
+        type='EncoderDecoder',
+        _scope_='mmseg',
+        data_preprocessor=dict(
+            type='SegDataPreProcessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            size=(SEG, SEG),
+            seg_pad_val=255),
+        backbone=dict(
+            type='ResNetV1c',
+            depth=18,
+            base_channels=base,
+            stem_channels=base,
+            dilations=(1, 1, 2, 4),
+            strides=(1, 2, 1, 1),
+            norm_cfg=norm,
+            contract_dilation=True),
+        decode_head=dict(
+            type='PSPHead',
+            in_channels=base * 8,
+            in_index=3,
+            channels=channels,
+            pool_scales=(1, 2),
+            dropout_ratio=0.0,
+            num_classes=3,
+            norm_cfg=norm,
+            loss_decode=dict(type='CrossEntropyLoss')),
+        train_cfg=dict(),
+        test_cfg=dict(mode='whole'))
+
+
+@pytest.fixture(scope='module')
+def seg_teacher_ckpt(tmp_path_factory):
+    init_default_scope('mmseg')
+    torch.manual_seed(1)
+    teacher = MODELS.build(segmentor(16, 16))
+    path = tmp_path_factory.mktemp('seg_teacher') / 'teacher.pth'
+    torch.save({'state_dict': teacher.state_dict()}, path)
+    return str(path)
+
+
+def skd(ckpt, **kwargs):
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    cfg = dict(
+        type='AdversarialDistiller',
+        _scope_='mmkd',
+        student=segmentor(8, 8),
+        teacher=dict(model=segmentor(16, 16), checkpoint=ckpt),
+        taps=dict(
+            s_logits='student.decode_head.conv_seg',
+            t_logits='teacher.decode_head.conv_seg'),
+        losses=dict(
+            loss_pi=dict(
+                type='PixelWiseLoss',
+                inputs=dict(preds_S='s_logits', preds_T='t_logits'))),
+        # 8x8 logits: one stride-2 block, then the final 4x4 conv -> 1x1
+        critic=dict(
+            type='SKDDiscriminator',
+            conv_dim=8,
+            num_blocks=1,
+            attention_after=(1, )),
+        probe_input_shape=(3, SEG, SEG))
+    cfg.update(kwargs)
+    return MODELS.build(cfg).train()
+
+
+def seg_batch(seed, n=2):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for _ in range(n):
+        inputs.append(
+            torch.randint(0, 256, (3, SEG, SEG), generator=g).to(torch.uint8))
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, 3, (1, SEG, SEG), generator=g))
+        sample.set_metainfo(
+            dict(img_shape=(SEG, SEG), ori_shape=(SEG, SEG),
+                 pad_shape=(SEG, SEG)))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def skd_wrappers(model):
+    from mmkd.registry import OPTIM_WRAPPER_CONSTRUCTORS
+    sgd_cfg = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4)
+    return OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(
+            type='mmkd.DistillerOptimWrapperConstructor',
+            optim_wrapper_cfg=dict(
+                student=dict(optimizer=sgd_cfg),
+                critic=dict(optimizer=sgd_cfg))))(model)
+
+
+def test_adversarial_nan_step_changes_nothing_critic_included(
+        seg_teacher_ckpt, warnings):
+    model = skd(seg_teacher_ckpt)
+    ow = skd_wrappers(model)
+    poison = Poison(model.student.decode_head.conv_seg)
+    model.train_step(seg_batch(0), ow)
+    before = state(model, ow['student'], ow['critic'])
+    assert before['optim'][1]['state']  # the critic's momentum
+    critic_bn = model.critic.preprocess.running_mean.clone()
+
+    poison.on = True
+    log_vars = model.train_step(seg_batch(1), ow)
+    assert log_vars['nonfinite.skipped'] == 1
+    assert log_vars['critic.skipped'] == 1
+    # student, critic (BN running stats, spectral-norm vectors), both
+    # optimizers: as before the step
+    assert_same(before, state(model, ow['student'], ow['critic']))
+    assert torch.equal(model.critic.preprocess.running_mean, critic_bn)
+    msg, = [w for w in warnings if 'non-finite loss' in w]
+    assert 'decode.loss_ce=nan' in msg and 'distill.loss_holistic' in msg
+
+    poison.on = False
+    log_vars = model.train_step(seg_batch(1), ow)
+    assert log_vars['critic.skipped'] == 0
+    after = state(model, ow['student'], ow['critic'])
+    assert changed(before, after)
+    assert not torch.equal(model.critic.preprocess.running_mean, critic_bn)
+    assert model.guard.consecutive == 0
+
+
+def test_adversarial_consecutive_skips_raise(seg_teacher_ckpt):
+    model = skd(seg_teacher_ckpt, max_consecutive_nonfinite=2)
+    ow = skd_wrappers(model)
+    Poison(model.student.decode_head.conv_seg).on = True
+    model.train_step(seg_batch(0), ow)
+    with pytest.raises(NonFiniteLossError,
+                       match=r'2 training steps in a row.*decode\.loss_ce'):
+        model.train_step(seg_batch(0), ow)
