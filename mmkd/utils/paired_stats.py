@@ -5,7 +5,8 @@ Runs with the same seed share the data order and the student's
 initialisation, so ``arm[seed] - baseline[seed]`` removes the seed's own
 effect; the 95 % interval is the Student-t interval over these differences,
 ``mean +- t_{0.975, n-1} * sd / sqrt(n)`` (``sd`` the sample standard
-deviation, n - 1 degrees of freedom). Used by ``tools/experiments/collect_*.py``.
+deviation, n - 1 degrees of freedom). Used by
+``tools/experiments/collect_*.py``.
 """
 import math
 import statistics
@@ -162,4 +163,3 @@ def comparison_lines(arms: Mapping[str, Mapping[str, float]],
         lines.append('- ' +
                      format_comparison(comp, labels[name], metric, scale))
     return lines
-

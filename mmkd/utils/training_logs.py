@@ -90,8 +90,8 @@ def parse_scalars(path: str) -> List[Dict]:
                 continue
             rec = json.loads(line)
             rec.setdefault('step', 0)
-            train = 'iter' in rec or 'epoch' in rec or any(
-                'loss' in k for k in rec)
+            train = 'iter' in rec or 'epoch' in rec or any('loss' in k
+                                                           for k in rec)
             rec['mode'] = 'train' if train else 'val'
             records.append(rec)
     # an epoch-based loop's validation step is its epoch
@@ -135,8 +135,8 @@ def load_run(path: str) -> List[Dict]:
             if osp.isfile(scalars):
                 records += parse_scalars(scalars)
             else:
-                records += parse_text_log(sorted(glob.glob(osp.join(
-                    d, '*.log')))[-1])
+                records += parse_text_log(
+                    sorted(glob.glob(osp.join(d, '*.log')))[-1])
         if not records and not timestamp_dirs(path):
             raise FileNotFoundError(
                 f'{path} holds no <timestamp>/vis_data/scalars.json and no '

@@ -38,8 +38,20 @@ def write_text_log(path, losses, distill, accs):
 
 
 def test_prepare_curve_mean_minmax_and_std(tool):
-    runs = [{1: 1.0, 2: 4.0, 3: 2.0}, {1: 3.0, 2: 2.0, 3: 5.0, 4: 9.0},
-            {1: 2.0, 2: 6.0, 3: 2.0}]  # step 4 only in one run: dropped
+    runs = [{
+        1: 1.0,
+        2: 4.0,
+        3: 2.0
+    }, {
+        1: 3.0,
+        2: 2.0,
+        3: 5.0,
+        4: 9.0
+    }, {
+        1: 2.0,
+        2: 6.0,
+        3: 2.0
+    }]  # step 4 only in one run: dropped
     c = tool.prepare_curve(runs, band='minmax')
     assert c['n'] == 3
     np.testing.assert_array_equal(c['x'], [1, 2, 3])
@@ -64,8 +76,7 @@ def test_curves_of_text_logs_and_scalars_json_and_png(tmp_path, tool):
     kd = [([3.0, 2.0, 1.6, 1.2], [0.9, 0.7, 0.5, 0.4], [87.0, 89.0])]
     paths = []
     for seed, (losses, accs) in enumerate(base):
-        write_text_log(tmp_path / f'base{seed}.log', losses, [None] * 4,
-                       accs)
+        write_text_log(tmp_path / f'base{seed}.log', losses, [None] * 4, accs)
         paths.append(str(tmp_path / f'base{seed}.log'))
     # the distilled run as MMEngine's scalars.json
     scalars = tmp_path / 'kd' / '20260101_000000' / 'vis_data'
@@ -73,11 +84,18 @@ def test_curves_of_text_logs_and_scalars_json_and_png(tmp_path, tool):
     losses, distill, accs = kd[0]
     entries = []
     for it, (loss, d) in enumerate(zip(losses, distill), 1):
-        entries.append({'loss': loss, 'distill.loss_kd': d,
-                        'epoch': (it - 1) // 2 + 1, 'iter': it, 'step': it})
+        entries.append({
+            'loss': loss,
+            'distill.loss_kd': d,
+            'epoch': (it - 1) // 2 + 1,
+            'iter': it,
+            'step': it
+        })
         if it % 2 == 0:
-            entries.append({'accuracy/top1': accs[it // 2 - 1],
-                            'step': it // 2})
+            entries.append({
+                'accuracy/top1': accs[it // 2 - 1],
+                'step': it // 2
+            })
     (scalars / 'scalars.json').write_text(''.join(
         json.dumps(e) + '\n' for e in entries))
 
@@ -105,8 +123,9 @@ def test_curves_of_text_logs_and_scalars_json_and_png(tmp_path, tool):
     readme = tmp_path / 'README.md'
     readme.write_text('x\n<!-- c:start -->\n<!-- c:end -->\ny\n')
     tool.main([
-        str(out), '--arm', 'baseline', str(tmp_path / 'base*.log'), '--arm',
-        'KD', str(tmp_path / 'kd'), '--title', 'toy', '--readme',
+        str(out), '--arm', 'baseline',
+        str(tmp_path / 'base*.log'), '--arm', 'KD',
+        str(tmp_path / 'kd'), '--title', 'toy', '--readme',
         str(readme), '--mark', 'c'
     ])
     with open(out, 'rb') as f:

@@ -60,6 +60,7 @@ def _tool(name):
 
 
 def test_readme_tables_are_the_collectors_output():
+
     def load(path):
         with open(osp.join(ZOO, path)) as f:
             return json.load(f)

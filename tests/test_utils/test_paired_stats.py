@@ -90,8 +90,14 @@ def test_mismatched_seeds_are_refused_or_reported():
 
 def test_comparison_lines_skip_the_baseline_and_empty_arms():
     arms = dict(
-        base={'seed0': 1.0, 'seed1': 2.0},
-        kd={'seed0': 2.0, 'seed1': 4.0},
+        base={
+            'seed0': 1.0,
+            'seed1': 2.0
+        },
+        kd={
+            'seed0': 2.0,
+            'seed1': 4.0
+        },
         empty={},
         other={'seed7': 1.0})
     labels = dict(base='B', kd='KD', empty='E', other='O')
@@ -99,15 +105,15 @@ def test_comparison_lines_skip_the_baseline_and_empty_arms():
     assert len(lines) == 2
     assert lines[0].startswith('- KD - baseline (mean final top-1): +1.50;')
     assert lines[1] == '- O: no seed in common with the B'
-    assert comparison_lines(dict(base={}, kd={'seed0': 1.0}), labels, 'base',
-                            'top-1') == []
+    assert comparison_lines(
+        dict(base={}, kd={'seed0': 1.0}), labels, 'base', 'top-1') == []
 
 
 def test_mean_std_formatting():
     assert mean_std([1.0, 2.0, 4.0]) == (pytest.approx(7 / 3),
                                          pytest.approx(math.sqrt(7 / 3)))
-    assert format_mean_std([0.1, 0.2], scale=100) == (
-        f'15.00 ± {math.sqrt(50):.2f}')
+    assert format_mean_std([0.1, 0.2],
+                           scale=100) == (f'15.00 ± {math.sqrt(50):.2f}')
     assert format_mean_std([88.0]) == '88.00'
     assert format_mean_std([]) == 'n/a'
     with pytest.raises(ValueError):

@@ -30,8 +30,7 @@ EPOCH_LOG = [
 
 
 def write_log(path, lines, pre=PRE):
-    text = [pre.format(i // 60, i % 60) + line for i, line in
-            enumerate(lines)]
+    text = [pre.format(i // 60, i % 60) + line for i, line in enumerate(lines)]
     path.write_text('\n'.join(text) + '\n')
 
 
@@ -46,7 +45,7 @@ def test_epoch_based_text_log(tmp_path):
     assert train[0]['distill.loss_hcl'] == 6.62
     assert train[0]['base_lr'] == 1e-3 and 'eta' not in train[0]
     assert [(r['step'], r['coco/bbox_mAP']) for r in val] == [(1, 0.13),
-                                                               (2, 0.15)]
+                                                              (2, 0.15)]
     assert series(records, 'loss', 'train') == {5: 9.25, 10: 8.0, 15: 7.0}
     # lines 1 .. 6 at one second each
     assert wall_minutes(records) == pytest.approx(5 / 60)
@@ -78,9 +77,17 @@ def test_scalars_json_matches_the_text_log(tmp_path):
     lines = [
         dict(lr=1e-3, loss=9.25, loss_cls=0.94, epoch=1, iter=5, step=5),
         dict(lr=1e-3, loss=8.0, loss_cls=0.8, epoch=1, iter=10, step=10),
-        {'coco/bbox_mAP': 0.13, 'data_time': 0.0055, 'step': 1},
+        {
+            'coco/bbox_mAP': 0.13,
+            'data_time': 0.0055,
+            'step': 1
+        },
         dict(lr=1e-3, loss=7.0, loss_cls=0.7, epoch=2, iter=15, step=15),
-        {'coco/bbox_mAP': 0.15, 'data_time': 0.0055, 'step': 2},
+        {
+            'coco/bbox_mAP': 0.15,
+            'data_time': 0.0055,
+            'step': 2
+        },
     ]
     scalars.write_text('\n'.join(json.dumps(x) for x in lines) + '\n')
     log = tmp_path / 'run.log'
@@ -103,8 +110,7 @@ def test_resumed_work_dir_keeps_the_last_value_of_a_step(tmp_path):
             json.dumps(dict(loss=v, iter=s, step=s)) + '\n'
             for s, v in entries))
     records = load_run(str(tmp_path))
-    assert series(records, 'loss', 'train') == {
-        1: 3.0, 2: 2.0, 3: 1.4, 4: 1.0}
+    assert series(records, 'loss', 'train') == {1: 3.0, 2: 2.0, 3: 1.4, 4: 1.0}
 
 
 def test_bad_paths_fail_with_what_to_pass(tmp_path):
@@ -119,6 +125,7 @@ def test_replace_marked_block(tmp_path):
     readme = tmp_path / 'README.md'
     readme.write_text('a\n<!-- m:start -->\nold\n<!-- m:end -->\nb\n')
     replace_marked_block(str(readme), 'm', 'new')
-    assert readme.read_text() == 'a\n<!-- m:start -->\nnew\n<!-- m:end -->\nb\n'
+    assert readme.read_text() == ('a\n<!-- m:start -->\nnew\n<!-- m:end -->'
+                                  '\nb\n')
     with pytest.raises(ValueError, match='<!-- q:start -->'):
         replace_marked_block(str(readme), 'q', 'new')

@@ -14,16 +14,17 @@ a log scale.
 Usage::
 
     python tools/analysis_tools/plot_curves.py OUT.png \
-        --arm baseline 'model_zoo/reviewkd/logs/fashion-mnist_baseline_resnet20_seed*.log' \
-        --arm ReviewKD 'model_zoo/reviewkd/logs/fashion-mnist_reviewkd_resnet56-resnet20_seed*.log' \
+        --arm baseline 'work_dirs/baseline/seed*/*/*.log' \
+        --arm ReviewKD 'work_dirs/reviewkd/seed*' \
         [--metric accuracy/top1] [--keys loss distill.loss_hcl] [--band std] \
         [--alias loss=student.loss] [--title TEXT] \
         [--readme configs/reviewkd/README.md --mark NAME]
 
 ``--alias OLD=NEW`` draws a run's ``OLD`` in the ``NEW`` panel when the run
 does not log ``NEW``: e.g. the baseline's ``loss`` (its task loss) beside the
-distilled students' ``student.loss``. Quoted paths are expanded as glob patterns. With ``--readme`` the image
-link and the command replace the block between ``<!-- NAME:start -->`` and
+distilled students' ``student.loss``. Quoted paths are expanded as glob
+patterns. With ``--readme`` the image link, ``--caption`` and the command
+replace the block between ``<!-- NAME:start -->`` and
 ``<!-- NAME:end -->`` of the README.
 """
 import argparse
@@ -39,8 +40,8 @@ import numpy as np
 
 from mmkd.utils.training_logs import load_run, replace_marked_block, series
 
-TIMING_KEYS = ('time', 'data_time', 'time_s', 'step', 'epoch', 'iter',
-               'mode', 'memory')
+TIMING_KEYS = ('time', 'data_time', 'time_s', 'step', 'epoch', 'iter', 'mode',
+               'memory')
 
 
 def prepare_curve(runs: Sequence[Dict[int, float]],
@@ -71,8 +72,7 @@ def prepare_curve(runs: Sequence[Dict[int, float]],
     else:
         std = values.std(axis=0, ddof=1) if len(runs) > 1 else 0 * mean
         low, high = mean - std, mean + std
-    return dict(
-        x=np.array(steps), mean=mean, low=low, high=high, n=len(runs))
+    return dict(x=np.array(steps), mean=mean, low=low, high=high, n=len(runs))
 
 
 def prepare(arms: Dict[str, List[List[Dict]]], key: str, mode: str,
@@ -170,8 +170,7 @@ def plot(arms: Dict[str, List[List[Dict]]],
                     ms=3,
                     label=name)
                 ax.fill_between(
-                    c['x'], c['low'], c['high'], color=color, alpha=0.2,
-                    lw=0)
+                    c['x'], c['low'], c['high'], color=color, alpha=0.2, lw=0)
         if single:
             steps = sorted({int(c['x'][0]) for c in curves.values()})
             ax.set_xticks(range(len(arms)))
@@ -198,9 +197,10 @@ def plot(arms: Dict[str, List[List[Dict]]],
         if i == 0 or set(curves) != set(panels[0][2]):
             ax.legend(fontsize=7)
     band_text = 'min-max' if band == 'minmax' else '± sample std'
-    fig.suptitle((title + '\n' if title else '') +
-                 f'mean over seeds, band: {band_text} over seeds',
-                 fontsize=11)
+    fig.suptitle(
+        (title + '\n' if title else '') +
+        f'mean over seeds, band: {band_text} over seeds',
+        fontsize=11)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=90)
@@ -247,7 +247,9 @@ def main(argv=None):
     parser.add_argument(
         '--metric', nargs='+', help='validation metrics (default: all)')
     parser.add_argument(
-        '--keys', nargs='+', help='loss terms (default: every key with '
+        '--keys',
+        nargs='+',
+        help='loss terms (default: every key with '
         '"loss" in its name)')
     parser.add_argument(
         '--alias',
@@ -273,8 +275,9 @@ def main(argv=None):
             apply_aliases(records, args.alias)
     panels = plot(arms, args.out, args.metric, args.keys, args.band,
                   args.title)
-    print(f'{args.out}: {", ".join(panels)}; ' + ', '.join(
-        f'{label}: {len(runs)} runs' for label, runs in arms.items()))
+    print(f'{args.out}: {", ".join(panels)}; ' +
+          ', '.join(f'{label}: {len(runs)} runs'
+                    for label, runs in arms.items()))
     if args.readme:
         rel = osp.relpath(args.out, osp.dirname(osp.abspath(args.readme)))
         argv = sys.argv[1:] if argv is None else argv

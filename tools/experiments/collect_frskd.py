@@ -95,8 +95,10 @@ def table(results: Dict) -> str:
             f"{statistics.mean(s['minutes'] for s in seeds):.1f}",
         ]) + ' |')
     finals = {
-        run: {k: s['final']
-              for k, s in res['seeds'].items()}
+        run: {
+            k: s['final']
+            for k, s in res['seeds'].items()
+        }
         for run, res in results.items()
     }
     deltas = comparison_lines(
@@ -118,8 +120,7 @@ def main(argv=None):
     parser.add_argument(
         'work', nargs='?', help='the work dir of the experiment script')
     parser.add_argument(
-        '--from-results',
-        help='a results.json written before, to re-tabulate')
+        '--from-results', help='a results.json written before, to re-tabulate')
     parser.add_argument('--readme', help='README whose table to replace')
     args = parser.parse_args(argv)
     if (args.work is None) == (args.from_results is None):

@@ -142,8 +142,10 @@ def _deltas(spec: Dict, results: Dict) -> List[str]:
     runs = [r for r, _ in spec['runs']]
     students = runs[runs.index(spec['baseline']):]  # baseline, distilled...
     finals = {
-        run: {k: s['final']
-              for k, s in results.get(run, {}).get('seeds', {}).items()}
+        run: {
+            k: s['final']
+            for k, s in results.get(run, {}).get('seeds', {}).items()
+        }
         for run in students
     }
     labels = dict(spec['runs'], **{spec['baseline']: 'baseline'})
@@ -161,8 +163,7 @@ def main(argv=None):
     parser.add_argument(
         'work', nargs='?', help='the work dir of the experiment script')
     parser.add_argument(
-        '--from-results',
-        help='a results.json written before, to re-tabulate')
+        '--from-results', help='a results.json written before, to re-tabulate')
     parser.add_argument('--readme', help='README whose table to replace')
     args = parser.parse_args(argv)
     if (args.work is None) == (args.from_results is None):

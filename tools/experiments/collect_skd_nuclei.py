@@ -123,8 +123,10 @@ def markdown(results: Dict) -> str:
              'tiles, by mmseg\'s IoUMetric; s/iter: median training step '
              'time.\n')
     mious = {
-        variant: {k: r['mIoU']
-                  for k, r in results['students'].get(variant, {}).items()}
+        variant: {
+            k: r['mIoU']
+            for k, r in results['students'].get(variant, {}).items()
+        }
         for variant, _ in VARIANTS
     }
     deltas = comparison_lines(mious, SHORT, 'baseline', 'mIoU (%)')
@@ -141,8 +143,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('work_dir', nargs='?')
     parser.add_argument(
-        '--from-results',
-        help='a results.json written before, to re-tabulate')
+        '--from-results', help='a results.json written before, to re-tabulate')
     parser.add_argument(
         '--readme', help='README whose results block to '
         'replace')
