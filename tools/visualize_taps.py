@@ -8,8 +8,8 @@ a loss compares (student feature, teacher feature, connector output; e.g.
 FitNets' student stage / teacher hint / regressor output, FRSKD's student
 stage / self-teacher feature), or with ``--rows taps`` one row per tap. Each
 feature map ``(C, H, W)`` of the image is drawn as its channel mean, or as
-the attention map of AT (mean of squares over channels, before the
-normalisation), with one colour scale per row.
+the attention map of AT (mean of squares over channels, L2-normalised over
+the positions, as ``ATLoss`` compares it), with one colour scale per row.
 
 Usage::
 
@@ -63,8 +63,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--map',
         choices=('auto', ) + MAP_KINDS,
         default='auto',
-        help='channel mean, AT attention (mean of squares over channels), '
-        'or auto: attention for the rows of an ATLoss, mean otherwise')
+        help='channel mean, AT attention (mean of squares over channels, '
+        'L2-normalised over positions), or auto: attention for the rows of '
+        'an ATLoss, mean otherwise')
     parser.add_argument(
         '--rows',
         choices=('pairs', 'taps'),
@@ -312,11 +313,15 @@ def tap_features(model, values: Dict[str, Any]) -> List[dict]:
 
 def feature_map(feature: torch.Tensor, kind: str) -> np.ndarray:
     """``(H, W)`` map of the first sample of ``(B, C, H, W)``: the channel
-    mean, or AT's attention (mean of squares over channels)."""
+    mean, or AT's attention map as ``ATLoss`` compares it (the mean of
+    squares over channels, L2-normalised over the ``H * W`` positions)."""
     if kind not in MAP_KINDS:
         raise ValueError(f'map kind must be one of {MAP_KINDS}, got {kind!r}')
     x = feature[0].detach().float().cpu()
-    return (x.mean(0) if kind == 'mean' else x.pow(2).mean(0)).numpy()
+    if kind == 'mean':
+        return x.mean(0).numpy()
+    a = x.pow(2).mean(0)
+    return (a / a.norm().clamp_min(1e-12)).numpy()
 
 
 def tap_maps(model,
