@@ -333,3 +333,52 @@ def test_skd_two_optimizers_kill_resume_matches_uninterrupted(tmp_path):
         osp.join(work_a, 'iter_5.pth'), osp.join(work_b, 'iter_5.pth'))
     assert set(final['optimizer']) == {'student', 'critic'}
     assert any(k.startswith('critic.') for k in final['state_dict'])
+
+
+def test_enable_safe_checkpoints_switches_distillation_configs_only():
+    from mmengine.config import Config
+
+    from mmkd.engine.runner import enable_safe_checkpoints
+
+    def cfg(**kw):
+        return Config(dict(
+            default_hooks=dict(checkpoint=dict(
+                type='CheckpointHook', interval=3, by_epoch=False,
+                max_keep_ckpts=2)),
+            train_cfg=dict(by_epoch=True, max_epochs=4, val_interval=2),
+            **kw))
+
+    plain = cfg(model=dict(type='ImageClassifier'))
+    assert not enable_safe_checkpoints(plain)
+    assert plain.default_hooks.checkpoint.type == 'CheckpointHook'
+    assert plain.train_cfg.by_epoch is True
+
+    for kd in (cfg(custom_imports=dict(imports=['mmkd'])),
+               cfg(model=dict(_scope_='mmkd', type='Distiller'))):
+        assert enable_safe_checkpoints(kd)
+        assert kd.default_hooks.checkpoint == dict(
+            type='mmkd.SafeCheckpointHook', interval=3, by_epoch=False,
+            max_keep_ckpts=2)
+        assert kd.train_cfg == dict(
+            type='mmkd.ExactResumeEpochBasedTrainLoop', max_epochs=4,
+            val_interval=2)
+
+    # no checkpoint hook given: MMEngine's default, made safe; the iteration
+    # loop by type; a user's own hook and loop are kept; None stays None
+    kd = Config(dict(custom_imports=dict(imports=['mmkd']),
+                     train_cfg=dict(type='IterBasedTrainLoop', max_iters=5)))
+    enable_safe_checkpoints(kd)
+    assert kd.default_hooks.checkpoint == dict(
+        type='mmkd.SafeCheckpointHook', interval=1)
+    assert kd.train_cfg.type == 'mmkd.ExactResumeIterBasedTrainLoop'
+    own = Config(dict(
+        custom_imports=dict(imports=['mmkd']),
+        default_hooks=dict(checkpoint=dict(type='MyCheckpointHook')),
+        train_cfg=dict(type='MyLoop', max_iters=5)))
+    enable_safe_checkpoints(own)
+    assert own.default_hooks.checkpoint.type == 'MyCheckpointHook'
+    assert own.train_cfg.type == 'MyLoop'
+    off = Config(dict(custom_imports=dict(imports=['mmkd']),
+                      default_hooks=dict(checkpoint=None)))
+    enable_safe_checkpoints(off)
+    assert off.default_hooks.checkpoint is None

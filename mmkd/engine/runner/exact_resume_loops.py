@@ -21,6 +21,7 @@ the generators to the states stored in the checkpoint by
 :class:`mmkd.engine.hooks.SafeCheckpointHook`, right before the first batch
 that was not trained yet. See docs/en/reliability.md.
 """
+import logging
 import random
 from typing import Optional
 
@@ -65,7 +66,7 @@ def set_rng_state(state: dict) -> None:
                 f"{len(state['cuda'])} CUDA devices, this machine has "
                 f'{torch.cuda.device_count()}: CUDA generators not restored',
                 logger='current',
-                level='WARNING')
+                level=logging.WARNING)
 
 
 class _RestoreRngBeforeNext:
@@ -114,7 +115,7 @@ class ExactResumeEpochBasedTrainLoop(EpochBasedTrainLoop):
                 '(another batch size or data set?); the epoch starts from '
                 'its first batch',
                 logger='current',
-                level='WARNING')
+                level=logging.WARNING)
             skip = 0
         if skip == 0:
             # at an epoch boundary the states were saved after the epoch
