@@ -193,35 +193,12 @@ def prepare_batch(cfg: Config, model: torch.nn.Module,
 
 
 # ------------------------------------------------------------- recording
-class _Graph:
-    """The distiller's connector and loss configs, and how to run them."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        graph = getattr(model, 'graph', None)
-        self._graph, self._model = graph, model
-        owner = graph if graph is not None else model
-        self.connector_cfgs = owner.connector_cfgs
-        self.loss_cfgs = owner.loss_cfgs
-
-    def resolve(self, source, values):
-        if self._graph is not None:
-            return self._graph.resolve(source, values)
-        return self._model._resolve(source, values)
-
-    def run_connectors(self, values) -> None:
-        if self._graph is not None:
-            self._graph.run_connectors(values)
-        else:
-            for name in self.connector_cfgs:
-                self._model._run_connector(name, values)
-
-
 @torch.no_grad()
 def record(model: torch.nn.Module, batch: Dict[str, Any]) -> Dict[str, Any]:
     """The tap values and connector outputs of one forward (eval mode)."""
     values, _ = model._record(batch['inputs'], batch['data_samples'],
                               'tensor')
-    _Graph(model).run_connectors(values)
+    model.graph.run_connectors(values)
     return values
 
 
@@ -230,7 +207,7 @@ def _side(model, source: str) -> Optional[str]:
     None for anything else (ground truth)."""
     if source in model.taps:
         return model.taps[source].model
-    if source.split('.', 1)[0] in _Graph(model).connector_cfgs:
+    if source.split('.', 1)[0] in model.graph.connector_cfgs:
         return 'connector'
     return None
 
@@ -240,7 +217,7 @@ def _expand(model, source, values) -> List[Tuple[str, Optional[str], Any]]:
     tap/connector giving a list of maps) are flattened in order."""
     if not isinstance(source, str):
         return [item for s in source for item in _expand(model, s, values)]
-    value = _Graph(model).resolve(source, values)
+    value = model.graph.resolve(source, values)
     side = _side(model, source)
     if torch.is_tensor(value):
         return [(source, side, value)]
@@ -265,7 +242,7 @@ def pair_features(model, values: Dict[str, Any]) -> List[dict]:
     tensor)})`` with only ``(B, C, H, W)`` maps; a row repeated by two
     losses is kept once.
     """
-    graph = _Graph(model)
+    graph = model.graph
     rows, seen = [], set()
     for name, cfg in graph.loss_cfgs.items():
         mapping = cfg['inputs']
