@@ -100,5 +100,6 @@ class BiFPN(BaseModule):
         for i, layer in enumerate(self.layers):
             feats = layer(
                 feats, preact=preact and i == len(self.layers) - 1)
-        pooled = F.adaptive_avg_pool2d(F.relu(feats[-1]), 1).flatten(1)
+        last = F.relu(feats[-1]) if preact else feats[-1]  # post-ReLU
+        pooled = F.adaptive_avg_pool2d(last, 1).flatten(1)
         return dict(feats=feats, logits=self.fc(pooled))

@@ -157,6 +157,32 @@ class MaxPool2dTFSame(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.pool(F.pad(x, list(self.pad_sizes(*x.shape[-2:]))))
 
+    def forward_nonnegative(self, x: Tensor) -> Tensor:
+        """``forward(x)`` for ``x >= 0`` (post-ReLU), without the padded
+        copy.
+
+        A max-pool with implicit (``-inf``) padding ``before`` on both sides
+        and ``ceil_mode`` adds the one extra pixel at the end where TF-SAME
+        pads ``before + 1``; every window holds at least one pixel of ``x``,
+        so for ``x >= 0`` the zero padding never changes a maximum (nor
+        which pixel gets the gradient: ties at 0 get none through the ReLU
+        before). Other kernel/stride combinations use :meth:`forward`.
+        """
+        left, right, top, bottom = self.pad_sizes(*x.shape[-2:])
+        k, s = self.kernel_size, self.stride
+
+        def torch_size(size: int, pad: int) -> int:  # ceil_mode=True
+            out = math.ceil((size + 2 * pad - k) / s) + 1
+            return out - 1 if (out - 1) * s >= size + pad else out
+
+        h, w = x.shape[-2:]
+        if (right - left in (0, 1) and bottom - top in (0, 1)
+                and max(left, top) <= k // 2
+                and torch_size(h, top) == math.ceil(h / s)
+                and torch_size(w, left) == math.ceil(w / s)):
+            return F.max_pool2d(x, k, s, padding=(top, left), ceil_mode=True)
+        return self.forward(x)
+
 
 class FastNormalizedFusion(nn.Module):
     """Fast normalised fusion of EfficientDet, as FRSKD codes it.
@@ -311,43 +337,240 @@ class BiFPNLayer(BaseModule):
 
         Returns:
             list[Tensor]: ``n`` maps ``(B, d_i, H_i, W_i)``.
+
+        The computation is arranged for speed; the function (outputs,
+        gradients, BN running statistics) is the one in the class docstring:
+
+        * every ReLU is applied once per tensor (the 1x1 blocks end in ReLU
+          already, and ``relu(relu(x)) == relu(x)`` with the same gradient);
+        * a fusion weight ``w >= 0`` multiplying the output of a 1x1
+          conv-BN-ReLU block is folded into that block's BN affine
+          (``w * relu(bn(z)) == relu(bn_{w*gamma, w*beta}(z))``);
+        * the up-resize block runs *before* the nearest x2 upsampling (a 1x1
+          conv, BN with batch statistics and ReLU commute with it; the
+          running variance is updated with the upsampled pixel count), and
+          the upsampled map is never materialised: it is broadcast into the
+          fusion sum;
+        * the TF-SAME max-pool of a post-ReLU map is a max-pool with
+          implicit padding (zero padding cannot win a window of values
+          ``>= 0``);
+        * on channels-last maps the 1x1 convs are matrix products
+          (:func:`conv1x1`).
+
+        Tests compare all of it, in training mode and float64, with the
+        sub-modules called in the documented order.
         """
         n = self.num_levels
-        # Every fusion input is ReLU'd (docs/en/methods.md#frskd-bifpnc). The
-        # ReLU is applied once per tensor: the 1x1 blocks (lat_conv,
-        # lat_conv2, resizes) end in ReLU already, and relu(relu(x)) ==
-        # relu(x) with the same gradient, so those are not ReLU'd again.
         relu_in = [F.relu(x) for x in inputs]
-        skips = [self.lat_conv2[i - 1](relu_in[i]) for i in range(1, n)]
-        if self.with_lateral:
-            lats = [self.lat_conv[i](relu_in[i]) for i in range(n)]
-            lats_act = lats  # post-ReLU already
-        else:
-            lats, lats_act = list(inputs), relu_in
+        up_w = [f.normalized_weights() for f in self.up_fusion]
+        down_w = [f.normalized_weights() for f in self.down_fusion]
 
-        # top-down: P_{n-1} = L_{n-1}, no conv node on the top level
-        top_down = [None] * n
-        top_down[n - 1] = lats[n - 1]
+        # L_i, post-ReLU. L_i (i < n-1) only enters the up fusion at level
+        # i, so it is computed there already scaled by its fusion weight.
+        top_lat = (self.lat_conv[n - 1](relu_in[n - 1])
+                   if self.with_lateral else inputs[n - 1])
+
+        # top-down: P_{n-1} = L_{n-1}, no conv node on the top level;
+        # relu_p[i] = relu(P_i)
+        top_down: List[Optional[Tensor]] = [None] * n
+        relu_p: List[Optional[Tensor]] = [None] * n
+        top_down[n - 1] = top_lat
+        relu_p[n - 1] = top_lat if self.with_lateral else relu_in[n - 1]
         for i in range(n - 2, -1, -1):
-            above = (lats_act[n - 1]
-                     if i + 1 == n - 1 else F.relu(top_down[i + 1]))
-            fused = self.up_fusion[i]([lats_act[i], self.up_sample[i](above)])
-            top_down[i] = self.up_conv[i](fused)
+            fused = self._up_fusion(i, relu_in[i], relu_p[i + 1], up_w[i])
+            top_down[i] = separable(self.up_conv[i], fused)
+            relu_p[i] = F.relu(top_down[i])
 
-        # bottom-up: T_0 = P_0, no conv node on the bottom level
+        # bottom-up: T_0 = P_0, no conv node on the bottom level;
+        # relu_t[i] = relu(T_i)
         outs = [top_down[0]]
+        relu_t = [relu_p[0]]
         for i in range(1, n):
-            down = self.down_sample[i - 1](F.relu(outs[i - 1]))
-            to_fuse = [skips[i - 1]]
-            if i < n - 1:
-                to_fuse.append(F.relu(top_down[i]))
-            to_fuse.append(down)
-            outs.append(self.down_conv[i - 1](
-                self.down_fusion[i - 1](to_fuse)))
+            w = down_w[i - 1]
+            down = self.down_sample[i - 1]
+            pooled = down[0].forward_nonnegative(relu_t[i - 1])
+            # w_0 * B_i (B_i = lat_conv2(relu(F_i)) is post-ReLU)
+            fused = scaled_pointwise(self.lat_conv2[i - 1], relu_in[i], w[0])
+            if len(down) > 1:  # w_last * resize(pool(relu(T_{i-1})))
+                fused = fused + scaled_pointwise(down[1], pooled, w[-1])
+            else:
+                fused = torch.addcmul(fused, w[-1], pooled)
+            if i < n - 1:  # + w_1 * relu(P_i)
+                fused = torch.addcmul(fused, w[1], relu_p[i])
+            outs.append(separable(self.down_conv[i - 1], fused))
+            if i < n - 1 or not preact:
+                relu_t.append(F.relu(outs[i]))
 
         if preact:
             return outs
-        return [F.relu(o) for o in outs]
+        return relu_t
+
+    def _up_fusion(self, i: int, relu_in: Tensor, above: Tensor,
+                   w: Tensor) -> Tensor:
+        """``w_0 * relu(L_i) + w_1 * up_sample[i](relu(P_{i+1}))``.
+
+        ``relu_in`` is ``relu(F_i)``, ``above`` is ``relu(P_{i+1})`` at
+        level ``i + 1``'s size and ``w`` the two fusion weights.
+        """
+        up = self.up_sample[i]
+        if len(up) == 1:  # no resize conv: w_1 * nearest_x2(above)
+            small = w[1] * above
+        elif _fusable(up[1]) and not (up[1].training and
+                                      _pixels_per_channel(above) < 2):
+            # the block before the upsampling, its running variance as if
+            # it ran after it (4 pixels for each of ``above``)
+            small = scaled_pointwise(up[1], above, w[1], repeat=4)
+        else:  # another norm layer: the block after the upsampling
+            small = None
+        if small is None:
+            big = w[1] * up(above)
+        if self.with_lateral:
+            lat = scaled_pointwise(self.lat_conv[i], relu_in, w[0])
+            if small is None:
+                return lat + big
+            return add_upsampled(lat, small)
+        if small is None:
+            return torch.addcmul(big, w[0], relu_in)
+        return add_upsampled(relu_in, small, w[0])
+
+
+def _pixels_per_channel(x: Tensor) -> int:
+    return x.numel() // max(x.shape[1], 1)
+
+
+def _fusable(block: nn.Module) -> bool:
+    """Whether a :class:`PointwiseConvBlock` has the plain BN and ReLU that
+    :func:`scaled_pointwise` folds (SyncBN, GN... take the module path)."""
+    return (type(block.bn) is nn.BatchNorm2d and block.bn.affine
+            and type(block.act) is nn.ReLU)
+
+
+def conv1x1(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """``conv(x)``; for a plain 1x1 conv and a channels-last ``x``, as the
+    matrix product of its ``(B * H * W, C)`` view (on CPU faster than
+    oneDNN's 1x1 convolution on the small, wide maps of the deep levels,
+    e.g. 1.4-1.6x at 4x4 with 512-1024 channels, forward + backward)."""
+    if (conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+            and conv.padding == (0, 0) and conv.dilation == (1, 1)
+            and conv.groups == 1 and x.dim() == 4
+            and x.is_contiguous(memory_format=torch.channels_last)):
+        out = F.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1),
+                       conv.bias)
+        return out.permute(0, 3, 1, 2)
+    return conv(x)
+
+
+def separable(block: 'DepthwiseSeparableConvBlock', x: Tensor) -> Tensor:
+    """``block(x)`` with its pointwise convs by :func:`conv1x1` and its
+    ReLUs in place (on a BN output, which no backward needs)."""
+    for unit in block:
+        if hasattr(unit, 'act'):
+            x = F.relu_(x) if type(unit.act) is nn.ReLU else unit.act(x)
+        x = conv1x1(unit.pw, unit.dw(x))
+        x = unit.bn(x)
+    return x
+
+
+def batch_norm(bn: nn.BatchNorm2d,
+               x: Tensor,
+               weight: Tensor,
+               bias: Tensor,
+               repeat: int = 1) -> Tensor:
+    """``bn(x)`` with the affine ``(weight, bias)`` instead of ``bn``'s.
+
+    Restates ``nn.BatchNorm2d.forward`` (momentum, cumulative average,
+    ``num_batches_tracked``, eval mode). With ``repeat = r`` the running
+    variance is updated as if every pixel of ``x`` appeared ``r`` times
+    (``x`` is a map before a nearest upsampling by ``r`` pixels): the batch
+    mean and the biased variance do not change under such a repetition,
+    only the unbiased variance that goes into the running average does,
+    from ``v * N / (N - 1)`` to ``v * rN / (rN - 1)``.
+    """
+    factor = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats \
+            and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:
+            factor = 1.0 / float(bn.num_batches_tracked)
+    use_batch = bn.training or (bn.running_mean is None
+                                and bn.running_var is None)
+    track = not bn.training or bn.track_running_stats
+    running_var = bn.running_var if track else None
+    correct = (repeat != 1 and use_batch and running_var is not None
+               and factor != 0)
+    # With the correction F.batch_norm updates a copy: autograd keeps the
+    # running-variance tensor it was given, which must not change before
+    # the backward.
+    new_var = running_var.clone() if correct else running_var
+    out = F.batch_norm(x, bn.running_mean if track else None, new_var,
+                       weight, bias, use_batch, factor, bn.eps)
+    if correct:
+        n = _pixels_per_channel(x)
+        ratio = repeat * (n - 1) / (repeat * n - 1)
+        with torch.no_grad():
+            # new - (1 - f) * old = f * v_N; add f * v_N * (ratio - 1)
+            running_var.copy_(new_var + (new_var -
+                                         (1 - factor) * running_var) *
+                              (ratio - 1))
+    return out
+
+
+def scaled_pointwise(block: 'PointwiseConvBlock',
+                     x: Tensor,
+                     scale: Tensor,
+                     repeat: int = 1) -> Tensor:
+    """``scale * block(x)`` for a 0-dim ``scale >= 0`` (a fusion weight).
+
+    With a plain BN and ReLU the scale is folded into the BN affine (one
+    pass over the map less, forward and backward); ``repeat`` is passed to
+    :func:`batch_norm` (only meaningful in that case).
+    """
+    if not _fusable(block):
+        return scale * block(x)
+    bn = block.bn
+    z = conv1x1(block.conv, x)
+    z = batch_norm(bn, z, bn.weight * scale, bn.bias * scale, repeat)
+    return F.relu(z, inplace=True)
+
+
+class _AddUpsampled(torch.autograd.Function):
+    """``big + nearest_x2(small)`` as one broadcast sum; the gradient of
+    ``small`` is the 2x2 sum pool of the output gradient (the backward of
+    the nearest upsampling, which a broadcast reduction over the strided
+    2x2 dims computes several times slower on CPU)."""
+
+    @staticmethod
+    def forward(ctx, big: Tensor, small: Tensor) -> Tensor:
+        b, c, h2, w2 = big.shape
+        h, w = small.shape[-2:]
+        out = big.reshape(b, c, h, 2, w, 2) + small[:, :, :, None, :, None]
+        return out.reshape(b, c, h2, w2)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        grad_small = None
+        if ctx.needs_input_grad[1]:
+            grad_small = F.avg_pool2d(grad, 2, divisor_override=1)
+        return grad, grad_small
+
+
+def add_upsampled(big: Tensor,
+                  small: Tensor,
+                  scale: Optional[Tensor] = None) -> Tensor:
+    """``big + nearest_x2(small)`` (``scale * big + ...`` with a 0-dim
+    ``scale``) without materialising the upsampled map.
+
+    ``big`` is ``(B, C, 2h, 2w)`` and ``small`` ``(B, C, h, w)``; the result
+    has ``big``'s memory format.
+    """
+    h2, w2 = big.shape[-2:]
+    h, w = small.shape[-2:]
+    if (h2, w2) != (2 * h, 2 * w) or big.shape[:2] != small.shape[:2]:
+        raise ValueError(f'add_upsampled: {tuple(big.shape)} is not twice '
+                         f'{tuple(small.shape)}')
+    if scale is not None:
+        big = scale * big
+    return _AddUpsampled.apply(big, small)
 
 
 def check_in_channels(in_channels: Union[int, Sequence[int]]) -> List[int]:

@@ -159,5 +159,6 @@ class BiFPNc(BaseModule):
         if self.channels_last:
             x = [t.contiguous(memory_format=torch.channels_last) for t in x]
         feats = self.layer(x, preact=preact)
-        pooled = F.adaptive_avg_pool2d(F.relu(feats[-1]), 1).flatten(1)
+        last = F.relu(feats[-1]) if preact else feats[-1]  # post-ReLU
+        pooled = F.adaptive_avg_pool2d(last, 1).flatten(1)
         return dict(feats=feats, logits=self.fc(pooled))

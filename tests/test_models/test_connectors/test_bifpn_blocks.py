@@ -7,7 +7,10 @@ import torch.nn as nn
 from mmkd.models.connectors.bifpn_blocks import (DepthwiseSeparableConvBlock,
                                                  FastNormalizedFusion,
                                                  MaxPool2dTFSame,
-                                                 PointwiseConvBlock)
+                                                 PointwiseConvBlock,
+                                                 add_upsampled, batch_norm,
+                                                 conv1x1, scaled_pointwise,
+                                                 separable)
 
 
 def naive_tf_same_maxpool(x, k=3, s=2):
@@ -109,3 +112,141 @@ def test_fast_normalized_fusion():
     torch.testing.assert_close(fuse(xs), expected)
     with pytest.raises(ValueError, match='expected 3 inputs'):
         fuse(xs[:2])
+
+
+@pytest.mark.parametrize('hw', [(8, 8), (7, 7), (9, 6), (5, 12), (1, 3),
+                                (2, 2), (4, 1)])
+def test_tf_same_maxpool_nonnegative_fast_path(hw):
+    """For x >= 0 the implicit-padding pool equals the zero-padded one, in
+    value and in the gradient that reaches the input through the ReLU."""
+    torch.manual_seed(0)
+    pool = MaxPool2dTFSame(3, 2)
+    z = torch.randn(2, 3, *hw, dtype=torch.float64)  # half of it ReLU'd to 0
+    za, zb = z.clone().requires_grad_(), z.clone().requires_grad_()
+    a = pool.forward_nonnegative(torch.relu(za))
+    b = pool(torch.relu(zb))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(a, naive_tf_same_maxpool(torch.relu(z)).double())
+    g = torch.randn(a.shape, dtype=torch.float64)
+    (a * g).sum().backward()
+    (b * g).sum().backward()
+    torch.testing.assert_close(za.grad, zb.grad, rtol=0, atol=0)
+    # channels-last input keeps its layout
+    cl = torch.relu(torch.randn(1, 4, 8, 8)).contiguous(
+        memory_format=torch.channels_last)
+    assert pool.forward_nonnegative(cl).is_contiguous(
+        memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_add_upsampled(channels_last):
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    big = torch.randn(2, 3, 6, 8, dtype=torch.float64).contiguous(
+        memory_format=fmt).requires_grad_()
+    small = torch.randn(2, 3, 3, 4, dtype=torch.float64).contiguous(
+        memory_format=fmt).requires_grad_()
+    scale = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    up = nn.functional.interpolate(small, scale_factor=2, mode='nearest')
+    for s in (None, scale):
+        out = add_upsampled(big, small, s)
+        ref = (big if s is None else s * big) + up
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        assert out.is_contiguous(memory_format=fmt)
+        g = torch.randn(out.shape, dtype=torch.float64)
+        grads = torch.autograd.grad((out * g).sum(), [big, small])
+        ref_grads = torch.autograd.grad((ref * g).sum(), [big, small])
+        for a, b in zip(grads, ref_grads):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match='not twice'):
+        add_upsampled(big, small[:, :, :2])
+
+
+@pytest.mark.parametrize('momentum', [0.1, None])
+def test_batch_norm_repeat_equals_bn_of_upsampled_map(momentum):
+    """batch_norm(x, repeat=4), then upsampled, is bn(upsample(x)), running
+    statistics included; with other weight/bias it is F.batch_norm with
+    them."""
+    torch.manual_seed(0)
+    bn_a = nn.BatchNorm2d(3, momentum=momentum).double()
+    bn_b = nn.BatchNorm2d(3, momentum=momentum).double()
+    bn_b.load_state_dict(bn_a.state_dict())
+    up = nn.Upsample(scale_factor=2, mode='nearest')
+    for _ in range(3):
+        x = torch.randn(2, 3, 3, 2, dtype=torch.float64)
+        a = up(batch_norm(bn_a, x, bn_a.weight, bn_a.bias, repeat=4))
+        torch.testing.assert_close(a, bn_b(up(x)), rtol=1e-12, atol=1e-12)
+    for name in ('running_mean', 'running_var', 'num_batches_tracked'):
+        torch.testing.assert_close(
+            getattr(bn_a, name), getattr(bn_b, name), rtol=1e-12, atol=1e-12)
+    bn_a.eval()
+    w, b = torch.rand(3).double(), torch.randn(3).double()
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(
+        batch_norm(bn_a, x, w, b),
+        nn.functional.batch_norm(x, bn_a.running_mean, bn_a.running_var, w,
+                                 b, False, 0.0, bn_a.eps))
+
+
+def test_scaled_pointwise_folds_the_scale():
+    """scale * block(x) with the scale in the BN affine: same values and
+    gradients (scale, conv, BN), also for a zero scale; a block with
+    another norm layer takes the module path."""
+    torch.manual_seed(0)
+    for scale_value in (0.37, 0.0):
+        blk_a = PointwiseConvBlock(3, 4).double()
+        blk_b = PointwiseConvBlock(3, 4).double()
+        blk_b.load_state_dict(blk_a.state_dict())
+        with torch.no_grad():
+            blk_a.bn.weight.uniform_(-1, 1)  # negative gammas too
+            blk_a.bn.bias.uniform_(-1, 1)
+            blk_b.load_state_dict(blk_a.state_dict())
+        x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+        sa = torch.tensor(scale_value, dtype=torch.float64,
+                          requires_grad=True)
+        sb = sa.detach().clone().requires_grad_()
+        out_a = scaled_pointwise(blk_a, x, sa)
+        out_b = sb * blk_b(x)
+        torch.testing.assert_close(out_a, out_b, rtol=1e-12, atol=1e-12)
+        g = torch.randn(out_a.shape, dtype=torch.float64)
+        (out_a * g).sum().backward()
+        (out_b * g).sum().backward()
+        if scale_value > 0:  # at 0 the ReLU'd fusion weight has no gradient
+            torch.testing.assert_close(sa.grad, sb.grad)
+        for (name, pa), pb in zip(blk_a.named_parameters(),
+                                  blk_b.parameters()):
+            torch.testing.assert_close(pa.grad, pb.grad, rtol=1e-12,
+                                       atol=1e-12, msg=name)
+        torch.testing.assert_close(blk_a.bn.running_var, blk_b.bn.running_var)
+    gn = PointwiseConvBlock(4, 4, norm_cfg=dict(type='GN', num_groups=2))
+    x = torch.randn(2, 4, 3, 3)
+    torch.testing.assert_close(
+        scaled_pointwise(gn, x, torch.tensor(0.5)), 0.5 * gn(x))
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_conv1x1_and_separable_equal_the_modules(channels_last):
+    """The matrix-product 1x1 conv and the in-place-ReLU separable block
+    compute the modules' function: values, input and weight gradients
+    (float64), channels-last output for channels-last input."""
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    conv = nn.Conv2d(4, 6, 1).double()  # with a bias
+    blk = DepthwiseSeparableConvBlock(4, 6, depth=2).double()
+    for module, fn in ((conv, conv1x1), (blk, separable)):
+        x = torch.randn(2, 4, 5, 3, dtype=torch.float64).contiguous(
+            memory_format=fmt)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out = fn(module, xa)
+        ref = module(xb)
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        assert out.is_contiguous(memory_format=fmt)
+        g = torch.randn(out.shape, dtype=torch.float64)
+        params = list(module.parameters())
+        ga = torch.autograd.grad((out * g).sum(), [xa] + params)
+        gb = torch.autograd.grad((ref * g).sum(), [xb] + params)
+        for a, b in zip(ga, gb):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    strided = nn.Conv2d(4, 6, 1, stride=2).double()  # the module path
+    x = torch.randn(1, 4, 6, 6, dtype=torch.float64)
+    torch.testing.assert_close(conv1x1(strided, x), strided(x))

@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -279,3 +280,94 @@ def test_channels_last_is_the_same_function():
     torch.testing.assert_close(a['logits'], b['logits'])
     for fa, fb in zip(a['feats'], b['feats']):
         torch.testing.assert_close(fa, fb)
+
+
+def _train_mode_pair(norm_cfg, seed=0):
+    """Two identical float64 BiFPNc in training mode, with non-trivial BN
+    affine/statistics and distinct positive fusion weights."""
+    torch.manual_seed(seed)
+    m = BiFPNc([3, 5, 4], num_classes=7, width=2, norm_cfg=norm_cfg)
+    randomize_bn(m, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for f in list(m.layer.up_fusion) + list(m.layer.down_fusion):
+            f.weight.copy_(torch.rand(f.num_inputs, generator=g) + 0.2)
+        m.layer.down_fusion[0].weight[0] = -0.5  # a path switched off
+    m = m.double().train()
+    return m, copy.deepcopy(m)
+
+
+@pytest.mark.parametrize('norm_cfg', [
+    dict(type='BN'),
+    dict(type='BN', momentum=None),  # cumulative running average
+    dict(type='GN', num_groups=2),  # not folded: the module path
+])
+@pytest.mark.parametrize('preact', [False, True])
+def test_training_step_matches_module_order(norm_cfg, preact):
+    """The fused computation (fusion weights folded into BN, the up-resize
+    block before the upsampling, broadcast fusion sums, pool without the
+    padded copy) against every sub-module called in the documented order,
+    in training mode and float64: outputs, gradients of the inputs and of
+    every parameter, and BN running statistics after two steps. The top
+    level is 2x2 with batch 2, so the up-resize BN sees 8 pixels before the
+    upsampling and 32 after: the running variance differs by the factor
+    4 * 7 / 31 unless it is updated with the upsampled count."""
+    fused, ref = _train_mode_pair(norm_cfg)
+    for step in range(2):
+        x = [f.double() for f in pyramid([3, 5, 4], 8, seed=step)]
+        xa = [f.clone().requires_grad_() for f in x]
+        xb = [f.clone().requires_grad_() for f in x]
+        out = fused(xa, preact=preact)
+        feats, logits = naive_bifpnc(ref, xb, preact=preact)
+        g = torch.Generator().manual_seed(10 + step)
+        weights = [torch.randn(f.shape, generator=g, dtype=torch.float64)
+                   for f in feats]
+        for a, b in zip(out['feats'], feats):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(out['logits'], logits, rtol=1e-10,
+                                   atol=1e-10)
+
+        def total(fs, lg):
+            return sum((f * w).sum() for f, w in zip(fs, weights)) + \
+                lg.square().sum()
+
+        total(out['feats'], out['logits']).backward()
+        total(feats, logits).backward()
+        for a, b in zip(xa, xb):
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-10,
+                                       atol=1e-10)
+        params_b = dict(ref.named_parameters())
+        for name, p in fused.named_parameters():
+            assert p.grad is not None, name
+            torch.testing.assert_close(
+                p.grad, params_b[name].grad, rtol=1e-10, atol=1e-10,
+                msg=lambda m, n=name: f'{n}: {m}')
+        fused.zero_grad()
+        ref.zero_grad()
+    buffers_b = dict(ref.named_buffers())
+    for name, buf in fused.named_buffers():
+        torch.testing.assert_close(buf, buffers_b[name], rtol=1e-10,
+                                   atol=1e-10, msg=lambda m, n=name: f'{n}: {m}')
+
+
+def test_up_resize_running_variance_uses_upsampled_count():
+    """Independent of the reference: the up-resize BN of the top-down node
+    at level 1 gets the running variance of its output statistics over the
+    *upsampled* map, i.e. N = 4 * (B * h * w) in the unbiased variance."""
+    torch.manual_seed(0)
+    m = BiFPNc([3, 5, 4], num_classes=2, width=1).double().train()
+    block = m.layer.up_sample[1][1]
+    x = [f.double() for f in pyramid([3, 5, 4], 8)]
+    with torch.no_grad():  # the block's input relu(P_2) = L_2, recomputed
+        top = copy.deepcopy(m.layer.lat_conv[2])(F.relu(x[2]))
+        z = F.conv2d(top, block.conv.weight)  # (2, 5, 2, 2)
+    m(x)
+    assert z.shape[-2:] == (2, 2)
+    big = F.interpolate(z, scale_factor=2, mode='nearest')
+    unbiased = big.var(dim=(0, 2, 3), unbiased=True)  # N = 32
+    torch.testing.assert_close(block.bn.running_var,
+                               0.9 * torch.ones_like(unbiased) +
+                               0.1 * unbiased, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(block.bn.running_mean,
+                               0.1 * z.mean(dim=(0, 2, 3)), rtol=1e-12,
+                               atol=1e-12)
