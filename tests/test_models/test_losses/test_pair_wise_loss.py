@@ -179,3 +179,102 @@ def test_build_from_registry():
     loss = MODELS.build(dict(type='PairWiseLoss', loss_weight=0.5))
     assert isinstance(loss, PairWiseLoss)
     assert loss.pool == 'max' and loss.scale == 0.5
+
+
+def _regime(regime, B=2, Cs=16, Ct=64, H=24, W=24, seed=0):
+    """float32 features: 'relu' (independent post-ReLU), 'cos99' (post-ReLU
+    with a large common component: cosines ~0.99) or 'converged' (teacher
+    = student channels repeated, an isometry, student perturbed by 1e-4)."""
+    g = torch.Generator().manual_seed(seed)
+    if regime == 'relu':
+        return (torch.randn(B, Cs, H, W, generator=g).relu(),
+                torch.randn(B, Ct, H, W, generator=g).relu())
+    if regime == 'cos99':
+        def feat(c):
+            mean = 3 * torch.randn(B, c, 1, 1, generator=g).abs()
+            return (mean + 0.4 * torch.randn(B, c, H, W, generator=g)).relu()
+        return feat(Cs), feat(Ct)
+    z = torch.randn(B, Cs, H, W, generator=g).relu() + 0.05
+    k = Ct // Cs
+    ft = z.repeat_interleave(k, dim=1) / math.sqrt(k)
+    fs = z * (1 + 1e-4 * torch.randn(z.shape, generator=g))
+    return fs, ft
+
+
+def _errors(fs, ft, **kwargs):
+    """Relative value and gradient (norm) errors of PairWiseLoss(pool='none')
+    on float32 inputs against the float64 naive N x N computation."""
+    ref_x = fs.double().requires_grad_(True)
+    ref = _naive(ref_x, ft.double())
+    ref.backward()
+    x = fs.clone().requires_grad_(True)
+    loss = PairWiseLoss(pool='none', **kwargs)(x, ft)
+    loss.backward()
+    assert loss.dtype == torch.float32 and x.grad.dtype == torch.float32
+    value_err = abs(loss.double() - ref).item() / ref.item()
+    grad_err = ((x.grad.double() - ref_x.grad).norm() /
+                ref_x.grad.norm()).item()
+    return ref.item(), loss.item(), value_err, grad_err
+
+
+@pytest.mark.parametrize('regime', ['relu', 'cos99'])
+def test_exact_accuracy_on_realistic_maps(regime):
+    fs, ft = _regime(regime)
+    ref, _, value_err, grad_err = _errors(fs, ft, method='exact')
+    assert ref > 1e-6  # the regime: loss of order 1e-6 and above
+    assert value_err < 1e-5, value_err
+    assert grad_err < 1e-4, grad_err
+
+
+def test_exact_accuracy_near_convergence():
+    fs, ft = _regime('converged')
+    ref, loss, value_err, grad_err = _errors(fs, ft, method='exact')
+    assert 1e-11 < ref < 1e-9  # structures nearly equal
+    assert loss > 0
+    assert value_err < 1e-2, value_err
+    assert grad_err < 1e-3, grad_err
+    # no worse than the authors' formula (N x N matrices) in float32
+    _, _, naive_value_err, naive_grad_err = _errors(fs, ft, method='naive')
+    assert value_err <= naive_value_err
+    assert grad_err <= naive_grad_err
+    # the regime is hard: float32 Gram products lose the value entirely
+    _, _, f32_value_err, _ = _errors(fs, ft, method='exact',
+                                     gram_dtype='float32')
+    assert f32_value_err > 1e-1
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_exact_never_negative(seed):
+    # identical structure: true value 0 (up to the 1e-8 offset of the norm)
+    z = torch.rand(2, 8, 12, 12, generator=torch.Generator().manual_seed(seed))
+    for ft in (z, z.repeat_interleave(4, dim=1) / 2, 3 * z):
+        loss = PairWiseLoss(pool='none', method='exact')(z, ft)
+        assert 0 <= loss < 1e-12
+        # float32 Gram products: rounding of ~1e-7, but never below 0
+        loss = PairWiseLoss(pool='none', method='exact',
+                            gram_dtype='float32')(z, ft)
+        assert 0 <= loss < 1e-6
+
+
+def test_autocast_and_low_precision_inputs():
+    fs, ft = _regime('relu', Cs=8, Ct=16, H=10, W=10)
+    fs, ft = fs.bfloat16(), ft.bfloat16()
+    ref_x = fs.double().requires_grad_(True)
+    ref = _naive(ref_x, ft.double())
+    ref.backward()
+    for method in ('exact', 'naive'):
+        x = fs.clone().requires_grad_(True)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            loss = PairWiseLoss(pool='none', method=method)(x, ft)
+        loss.backward()
+        assert loss.dtype == torch.float32
+        # computed in float32/float64 from the bfloat16 values: no bfloat16
+        # rounding (relative 4e-3) in the value
+        assert math.isclose(loss.item(), ref.item(), rel_tol=1e-5)
+        assert x.grad.dtype == torch.bfloat16
+        assert torch.allclose(x.grad.double(), ref_x.grad, rtol=1e-2,
+                              atol=1e-2 * ref_x.grad.abs().max().item())
+    # float64 inputs: float32 result
+    loss = PairWiseLoss(pool='none')(fs.double(), ft.double())
+    assert loss.dtype == torch.float32
+    assert math.isclose(loss.item(), ref.item(), rel_tol=1e-6)
