@@ -104,10 +104,10 @@ def _strip_prefix_keys(wrapper: dict, prefix: str) -> None:
 
 
 def _student_optim_wrapper(cfg: Config) -> None:
-    """mmkd's per-part optimizer wrappers (``DistillerOptimWrapperConstructor``,
-    e.g. SKD's student and critic) -> the student's own wrapper, and the
-    per-part schedulers ``dict(student=[...], critic=[...])`` -> the
-    student's list."""
+    """mmkd's per-part optimizer wrappers
+    (``DistillerOptimWrapperConstructor``, e.g. SKD's student and critic)
+    -> the student's own wrapper, and the per-part schedulers
+    ``dict(student=[...], critic=[...])`` -> the student's list."""
     ow = cfg.get('optim_wrapper')
     if not isinstance(ow, dict):
         return

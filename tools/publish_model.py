@@ -25,7 +25,8 @@ def publish(in_file: str, out_file: str) -> str:
         raise ValueError('the output must differ from the input checkpoint')
     # weights_only: a downloaded checkpoint cannot run code
     ckpt = load_checkpoint_safely(in_file)
-    for key in ('optimizer', 'message_hub', 'param_schedulers', 'ema_state_dict'):
+    for key in ('optimizer', 'message_hub', 'param_schedulers',
+                'ema_state_dict'):
         ckpt.pop(key, None)
     torch.save(ckpt, out_file)
     with open(out_file, 'rb') as f:

@@ -66,7 +66,8 @@ def allow_mmengine_checkpoint_globals() -> None:
         module = getattr(obj, '__module__', '')
         name = getattr(obj, '__name__', None)
         if name and module.startswith('numpy._core'):
-            entries.append((obj, f"{module.replace('numpy._core', 'numpy.core')}.{name}"))
+            old = module.replace('numpy._core', 'numpy.core')
+            entries.append((obj, f'{old}.{name}'))
     entries.append((_history_buffer_getattr, 'builtins.getattr'))
     add(entries)
 
