@@ -492,3 +492,56 @@ def test_adversarial_consecutive_skips_raise(seg_teacher_ckpt):
     with pytest.raises(NonFiniteLossError,
                        match=r'2 training steps in a row.*decode\.loss_ce'):
         model.train_step(seg_batch(0), ow)
+
+
+def _two_rank_worker(rank, init_file, ckpt, out_dir):
+    """One rank: NaN logits on rank 1 only at the second step."""
+    import torch.distributed as torch_dist
+
+    from mmkd.models.distillers import DistillerDistributedDataParallel
+    torch.set_num_threads(1)
+    torch_dist.init_process_group(
+        'gloo', init_method=f'file://{init_file}', rank=rank, world_size=2)
+    try:
+        model = distiller(ckpt)
+        wrapped = DistillerDistributedDataParallel(
+            module=model, device_ids=None, broadcast_buffers=False)
+        ow = sgd(wrapped)
+        poison = Poison(model.student.head.fc)
+        logs = [wrapped.train_step(batch(rank), ow)]
+        before = state(model, ow)
+        poison.on = rank == 1
+        logs.append(wrapped.train_step(batch(10 + rank), ow))
+        same = True
+        try:
+            assert_same(before, state(model, ow))
+        except AssertionError:
+            same = False
+        poison.on = False
+        logs.append(wrapped.train_step(batch(20 + rank), ow))
+        torch.save(
+            dict(
+                skipped=[float(log.get('nonfinite.skipped', 0))
+                         for log in logs],
+                unchanged_when_skipped=same,
+                params=state(model, ow)['params']),
+            f'{out_dir}/rank{rank}.pth')
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def test_two_processes_skip_the_same_steps(teacher_ckpt, tmp_path):
+    """A NaN on one rank only: both ranks skip that step (the decision is
+    all-reduced), neither changes, and they stay identical after the next
+    (good) step."""
+    import torch.multiprocessing as mp
+    mp.start_processes(
+        _two_rank_worker,
+        args=(str(tmp_path / 'pg'), teacher_ckpt, str(tmp_path)),
+        nprocs=2,
+        start_method='fork')
+    r0, r1 = (torch.load(tmp_path / f'rank{r}.pth') for r in (0, 1))
+    assert r0['skipped'] == r1['skipped'] == [0., 1., 0.]
+    assert r0['unchanged_when_skipped'] and r1['unchanged_when_skipped']
+    for k in r0['params']:
+        torch.testing.assert_close(r0['params'][k], r1['params'][k])
