@@ -110,7 +110,6 @@ class AdversarialDistiller(Distiller):
             contains ``'image'``.
     """
 
-
     #: The DDP wrapper :func:`mmkd.utils.setup_process` selects: one DDP per
     #: part, and this model's own train_step.
     ddp_wrapper = 'MMSeparateDistributedDataParallel'
@@ -165,8 +164,7 @@ class AdversarialDistiller(Distiller):
 
         if not self.probe_shapes:  # the Distiller had nothing to probe
             self.probe(probe_input_shape)
-        self.critic = self._build_critic(critic,
-                                         self._critic_input_shapes())
+        self.critic = self._build_critic(critic, self._critic_input_shapes())
         if condition_on_image is None:
             condition_on_image = 'image' in str(
                 getattr(self.critic, 'input_mode', ''))

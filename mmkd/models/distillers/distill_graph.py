@@ -45,8 +45,9 @@ def describe(value: Any) -> Any:
 def _batchnorm_batch_error(error: Exception) -> bool:
     """Whether ``error`` is PyTorch's refusal to normalise one value per
     channel (BatchNorm in training mode on a batch of one 1x1 map)."""
-    return isinstance(error, ValueError) and (
-        'Expected more than 1 value per channel' in str(error))
+    return isinstance(error,
+                      ValueError) and ('Expected more than 1 value per channel'
+                                       in str(error))
 
 
 class DistillGraph:
@@ -136,9 +137,9 @@ class DistillGraph:
         params = inspect.signature(loss_cls.forward).parameters
         accepted = [p for p in params if p != 'self']
         required = [
-            p.name for p in params.values() if p.name != 'self'
-            and p.default is inspect.Parameter.empty and p.kind in (
-                p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            p.name for p in params.values()
+            if p.name != 'self' and p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         ]
         unknown = set(mapping) - set(accepted)
         if unknown:
@@ -224,8 +225,8 @@ class DistillGraph:
                            'is not registered in mmkd (or its parent '
                            'registries)')
         params = inspect.signature(connector_cls.__init__).parameters
-        for key, source_key in (('in_channels', 'inputs'),
-                                ('out_channels', 'targets')):
+        for key, source_key in (('in_channels', 'inputs'), ('out_channels',
+                                                            'targets')):
             if source_key not in cfg:
                 continue
             inferred = channels(self.resolve(cfg[source_key], values))
@@ -261,9 +262,9 @@ class DistillGraph:
         kwargs = {}
         if needs_sizes:
             target = self.resolve(targets, values)
-            kwargs['out_sizes'] = ([tuple(t.shape[-2:]) for t in target]
-                                   if isinstance(target, list) else tuple(
-                                       target.shape[-2:]))
+            kwargs['out_sizes'] = ([
+                tuple(t.shape[-2:]) for t in target
+            ] if isinstance(target, list) else tuple(target.shape[-2:]))
         x = self.resolve(inputs, values)
         try:
             values[name] = self.connectors[name](x, **kwargs)

@@ -101,8 +101,10 @@ class Distiller(BaseModel):
             self, 'teacher',
             build_teacher(**teacher) if teacher is not None else None)
 
-        taps = {name: FeatureTap.from_cfg(name, cfg)
-                for name, cfg in (taps or {}).items()}
+        taps = {
+            name: FeatureTap.from_cfg(name, cfg)
+            for name, cfg in (taps or {}).items()
+        }
         if self.teacher is None and any(t.model == 'teacher'
                                         for t in taps.values()):
             raise ValueError('taps name the teacher, but no teacher is '
@@ -158,8 +160,8 @@ class Distiller(BaseModel):
         was_training = self.student.training
         self.student.eval()
         try:
-            values = self._record(inputs, None, student_mode='tensor',
-                                  probe=True)[0]
+            values = self._record(
+                inputs, None, student_mode='tensor', probe=True)[0]
         except TapError:
             raise
         except Exception as e:
@@ -250,8 +252,7 @@ class Distiller(BaseModel):
             if probe:
                 for tap in self.taps.values():
                     if not tap.calls:
-                        raise self._probe_tap_error(tap,
-                                                    tuple(inputs.shape))
+                        raise self._probe_tap_error(tap, tuple(inputs.shape))
             return {name: tap.get() for name, tap in self.taps.items()}, out
         finally:
             # The values are returned; the taps keep no tensor of the step.
@@ -299,7 +300,9 @@ class Distiller(BaseModel):
         """
         return self.guarded_train_step(data, optim_wrapper)
 
-    def guarded_train_step(self, data, optim_wrapper,
+    def guarded_train_step(self,
+                           data,
+                           optim_wrapper,
                            model: Optional[nn.Module] = None):
         """:meth:`train_step` with the forward run by ``model`` (this
         distiller, or the DDP wrapper around it)."""

@@ -111,8 +111,9 @@ def grads_finite(optim_wrapper) -> bool:
             groups.setdefault((n.device, n.dtype), []).append(n)
         totals = [torch.stack(v).float().sum() for v in groups.values()]
         device = totals[0].device
-        total = (totals[0] if len(totals) == 1 else torch.stack(
-            [t.to(device) for t in totals]).sum())
+        total = (
+            totals[0] if len(totals) == 1 else torch.stack(
+                [t.to(device) for t in totals]).sum())
         flag = torch.isfinite(total)
     else:
         flag = torch.ones((), dtype=torch.bool)
@@ -152,7 +153,8 @@ class NonFiniteGuard:
         owner (str): Name in the messages, e.g. ``'Distiller'``.
     """
 
-    def __init__(self, max_consecutive: int = 10,
+    def __init__(self,
+                 max_consecutive: int = 10,
                  owner: str = 'Distiller') -> None:
         if max_consecutive < 1:
             raise ValueError('max_consecutive_nonfinite must be >= 1, got '
@@ -174,16 +176,15 @@ class NonFiniteGuard:
         terms = loss_terms(log_vars)
         if not terms:
             return []
-        values = torch.stack([v.detach().float().reshape(()) for v in
-                              terms.values()])
+        values = torch.stack(
+            [v.detach().float().reshape(()) for v in terms.values()])
         if _all_finite_everywhere(torch.isfinite(values).all()):
             return []
         bad = [k for k, v in terms.items() if not torch.isfinite(v).all()]
         if bad == ['loss']:
             return ['loss (the sum of finite terms overflows)']
-        return [k for k in bad if k != 'loss'] or [
-            'a loss term on another process'
-        ]
+        return [k for k in bad if k != 'loss'
+                ] or ['a loss term on another process']
 
     def skip(self, reasons: Sequence[str], what: str,
              log_vars: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -217,14 +218,14 @@ class NonFiniteGuard:
             raise NonFiniteLossError(
                 f'{self.owner}: {self.consecutive} training steps in a row '
                 f'had non-finite values ({", ".join(self._culprits)}); '
-                'training stops. Check the input data for NaN/inf, lower the learning '
-                'rate or the loss weights, or train in float32. '
+                'training stops. Check the input data for NaN/inf, lower '
+                'the learning rate or the loss weights, or train in float32. '
                 '`max_consecutive_nonfinite` of the distiller sets how many '
                 'skipped steps in a row are tolerated.')
         return {
             'nonfinite.skipped': ref.new_tensor(1.0),
-            'nonfinite.skipped_total': ref.new_tensor(
-                float(self.skipped_total)),
+            'nonfinite.skipped_total':
+            ref.new_tensor(float(self.skipped_total)),
         }
 
     def passed(self) -> None:
@@ -232,11 +233,13 @@ class NonFiniteGuard:
         self.consecutive = 0
         self._culprits = []
 
-    def update_params(self, optim_wrapper, loss: Tensor,
+    def update_params(self,
+                      optim_wrapper,
+                      loss: Tensor,
                       log_vars: Dict[str, Tensor],
                       snapshot: Optional[BufferSnapshot],
                       param_names: Optional[Callable[[], Dict[int,
-                                                          str]]] = None,
+                                                              str]]] = None,
                       check_losses: bool = True) -> Dict[str, Tensor]:
         """``optim_wrapper.update_params(loss)``, guarded.
 
@@ -267,9 +270,9 @@ class NonFiniteGuard:
                 optim_wrapper._inner_count = count
             if snapshot is not None:
                 snapshot.restore()
-            return self.skip(
-                [f'grad of {n}' for n in bad] or
-                ['a gradient on another process'], 'gradient(s)', log_vars)
+            return self.skip([f'grad of {n}' for n in bad]
+                             or ['a gradient on another process'],
+                             'gradient(s)', log_vars)
         if optim_wrapper.should_update():
             optim_wrapper.step()
             optim_wrapper.zero_grad()

@@ -12,8 +12,7 @@ from mmpretrain.structures import DataSample
 from mmkd.models.distillers import TapError
 from mmkd.registry import MODELS
 from mmkd.utils.setup_env import (check_critic_param_scheduler,
-                                  select_model_wrapper,
-                                  setup_cpu_distributed)
+                                  select_model_wrapper, setup_cpu_distributed)
 
 REPO = osp.dirname(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -88,12 +87,14 @@ def test_reviewkd_batch_of_one_names_batch_size_and_drop_last(tmp_path):
         return model.data_preprocessor(
             dict(
                 inputs=[torch.rand(1, 16, 16) * 255 for _ in range(n)],
-                data_samples=[DataSample().set_gt_label(0)
-                              for _ in range(n)]), True)
+                data_samples=[DataSample().set_gt_label(0) for _ in range(n)]),
+            True)
 
     assert model(**data(2), mode='loss')['distill.loss_hcl'] > 0
-    with pytest.raises(ValueError, match=r"connector 'review' got a batch "
-                       r'of size 1.*batch size >= 2.*drop_last=True'):
+    with pytest.raises(
+            ValueError,
+            match=r"connector 'review' got a batch "
+            r'of size 1.*batch size >= 2.*drop_last=True'):
         model(**data(1), mode='loss')
 
 
@@ -155,8 +156,8 @@ def test_tap_on_a_loss_mode_only_module_explains_the_probe():
             s_logits='student.decode_head.conv_seg'),
         losses=dict(
             loss_kd=dict(
-                type='KDLoss', inputs=dict(preds_S='s_aux',
-                                           preds_T='s_logits'))),
+                type='KDLoss',
+                inputs=dict(preds_S='s_aux', preds_T='s_logits'))),
         probe_input_shape=(3, 64, 64))
     with pytest.raises(TapError) as info:
         MODELS.build(cfg)
@@ -187,8 +188,11 @@ def test_critic_too_deep_for_the_logits_names_the_knobs(tmp_path):
                 s_logits='student.decode_head.conv_seg',
                 t_logits='teacher.decode_head.conv_seg'),
             # 8x8 logits: 2 blocks -> 2x2, too small for the final 4x4 conv
-            critic=dict(type='SKDDiscriminator', conv_dim=8, num_blocks=2,
-                        attention_after=()),
+            critic=dict(
+                type='SKDDiscriminator',
+                conv_dim=8,
+                num_blocks=2,
+                attention_after=()),
             probe_input_shape=(3, 64, 64))).train()
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
@@ -196,8 +200,8 @@ def test_critic_too_deep_for_the_logits_names_the_knobs(tmp_path):
     for _ in range(2):
         s = SegDataSample()
         s.gt_sem_seg = PixelData(data=torch.zeros(1, 64, 64).long())
-        s.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64),
-                            pad_shape=(64, 64)))
+        s.set_metainfo(
+            dict(img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64)))
         samples.append(s)
     with pytest.raises(ValueError) as info:
         model(torch.randn(2, 3, 64, 64), samples, mode='loss')
@@ -212,15 +216,16 @@ def test_critic_too_deep_for_the_logits_names_the_knobs(tmp_path):
 # Process set-up: DDP wrappers and the critic's schedule
 # --------------------------------------------------------------------------
 def _cfg(model_type, **kwargs):
-    return Config(dict(launcher='pytorch', model=dict(type=model_type),
-                       **kwargs))
+    return Config(
+        dict(launcher='pytorch', model=dict(type=model_type), **kwargs))
 
 
 def test_wrapper_is_chosen_for_each_distiller(log_records):
     cfg = _cfg('mmkd.AdversarialDistiller')
     select_model_wrapper(cfg)
     assert cfg.model_wrapper_cfg == dict(
-        type='MMSeparateDistributedDataParallel', broadcast_buffers=False,
+        type='MMSeparateDistributedDataParallel',
+        broadcast_buffers=False,
         find_unused_parameters=False)
     assert any('MMSeparateDistributedDataParallel' in m
                for _, m in log_records)
@@ -232,15 +237,18 @@ def test_wrapper_is_chosen_for_each_distiller(log_records):
     assert cfg.model_wrapper_cfg.find_unused_parameters is True
 
     # MMEngine's plain wrapper for a Distiller: its subclass, same args
-    cfg = _cfg('mmkd.Distiller', model_wrapper_cfg=dict(
-        type='MMDistributedDataParallel', broadcast_buffers=True))
+    cfg = _cfg(
+        'mmkd.Distiller',
+        model_wrapper_cfg=dict(
+            type='MMDistributedDataParallel', broadcast_buffers=True))
     select_model_wrapper(cfg)
     assert cfg.model_wrapper_cfg == dict(
         type='mmkd.DistillerDistributedDataParallel', broadcast_buffers=True)
 
     # a given, right wrapper (e.g. the SKD configs') is kept as is
-    cfg = _cfg('AdversarialDistiller', model_wrapper_cfg=dict(
-        type='MMSeparateDistributedDataParallel'))
+    cfg = _cfg(
+        'AdversarialDistiller',
+        model_wrapper_cfg=dict(type='MMSeparateDistributedDataParallel'))
     select_model_wrapper(cfg)
     assert cfg.model_wrapper_cfg == dict(
         type='MMSeparateDistributedDataParallel')
@@ -254,15 +262,15 @@ def test_wrapper_is_chosen_for_each_distiller(log_records):
     assert 'model_wrapper_cfg' not in cfg
 
 
-@pytest.mark.parametrize('wrapper', [
-    'MMDistributedDataParallel', 'mmkd.DistillerDistributedDataParallel'
-])
+@pytest.mark.parametrize(
+    'wrapper',
+    ['MMDistributedDataParallel', 'mmkd.DistillerDistributedDataParallel'])
 def test_whole_model_wrapper_for_the_adversarial_distiller_fails(wrapper):
-    cfg = _cfg('AdversarialDistiller',
-               model_wrapper_cfg=dict(type=wrapper))
-    with pytest.raises(ValueError,
-                       match="needs model_wrapper_cfg=dict\\(type="
-                       "'MMSeparateDistributedDataParallel'\\).*critic"):
+    cfg = _cfg('AdversarialDistiller', model_wrapper_cfg=dict(type=wrapper))
+    with pytest.raises(
+            ValueError,
+            match="needs model_wrapper_cfg=dict\\(type="
+            "'MMSeparateDistributedDataParallel'\\).*critic"):
         select_model_wrapper(cfg)
 
 
@@ -294,8 +302,11 @@ def _skd_optim():
 
 def test_one_schedule_for_student_and_critic_warns(log_records):
     poly = [dict(type='PolyLR', power=0.9, end=100, by_epoch=False)]
-    cfg = Config(dict(model=dict(type='AdversarialDistiller'),
-                      optim_wrapper=_skd_optim(), param_scheduler=poly))
+    cfg = Config(
+        dict(
+            model=dict(type='AdversarialDistiller'),
+            optim_wrapper=_skd_optim(),
+            param_scheduler=poly))
     check_critic_param_scheduler(cfg)
     warnings = [m for level, m in log_records if level == logging.WARNING]
     assert len(warnings) == 1
@@ -308,13 +319,16 @@ def test_one_schedule_for_student_and_critic_warns(log_records):
     assert len([m for level, m in log_records
                 if level == logging.WARNING]) == 1
     cfg.param_scheduler = dict(student=poly)
-    with pytest.raises(ValueError, match=r"optimizer wrapper\(s\) "
-                       r"\['critic'\]"):
+    with pytest.raises(
+            ValueError, match=r"optimizer wrapper\(s\) "
+            r"\['critic'\]"):
         check_critic_param_scheduler(cfg)
     # a single-optimizer Distiller: no warning
-    cfg = Config(dict(model=dict(type='Distiller'),
-                      optim_wrapper=dict(optimizer=dict(type='SGD', lr=1)),
-                      param_scheduler=poly))
+    cfg = Config(
+        dict(
+            model=dict(type='Distiller'),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=1)),
+            param_scheduler=poly))
     check_critic_param_scheduler(cfg)
     assert len([m for level, m in log_records
                 if level == logging.WARNING]) == 1

@@ -62,8 +62,7 @@ def model_cfg(teacher_ckpt):
             hint=dict(type='ConvConnector', inputs='s3', targets='t3')),
         losses=dict(
             loss_fitnet=dict(
-                type='FitNetLoss', inputs=dict(preds_S='hint',
-                                               preds_T='t3')),
+                type='FitNetLoss', inputs=dict(preds_S='hint', preds_T='t3')),
             loss_kd=dict(
                 type='KDLoss',
                 inputs=dict(preds_S='s_logits', preds_T='t_logits'))),
@@ -107,8 +106,8 @@ def test_deepcopy_records_its_own_taps(teacher_ckpt):
     with torch.no_grad():
         twin.student.head.fc.bias += 3.0
     theirs = twin(**data, mode='loss')
-    torch.testing.assert_close(model(**data, mode='loss')['student.loss'],
-                               ours['student.loss'])
+    torch.testing.assert_close(
+        model(**data, mode='loss')['student.loss'], ours['student.loss'])
     with torch.no_grad():
         s = twin.student.head.fc(
             twin.student.neck(twin.student.backbone(data['inputs']))[-1])
@@ -127,8 +126,7 @@ def test_ema_hook_trains_validates_and_resumes(teacher_ckpt, tmp_path):
     from mmengine.runner import Runner
 
     from mmkd.testing import make_fashion_mnist
-    fmnist = make_fashion_mnist(str(tmp_path / 'fmnist'), n_train=8,
-                                n_test=4)
+    fmnist = make_fashion_mnist(str(tmp_path / 'fmnist'), n_train=8, n_test=4)
     dataset = dict(
         type='mmpretrain.FashionMNIST',
         data_root=fmnist['data_root'],
@@ -152,13 +150,13 @@ def test_ema_hook_trains_validates_and_resumes(teacher_ckpt, tmp_path):
             val_evaluator=dict(type='mmpretrain.Accuracy', topk=(1, )),
             optim_wrapper=dict(
                 optimizer=dict(type='SGD', lr=0.05, momentum=0.9)),
-            train_cfg=dict(by_epoch=False, max_iters=max_iters,
-                           val_interval=2),
+            train_cfg=dict(
+                by_epoch=False, max_iters=max_iters, val_interval=2),
             val_cfg=dict(),
             custom_hooks=[dict(type='EMAHook', momentum=0.5)],
             default_hooks=dict(
-                checkpoint=dict(type='CheckpointHook', interval=2,
-                                by_epoch=False),
+                checkpoint=dict(
+                    type='CheckpointHook', interval=2, by_epoch=False),
                 logger=dict(type='LoggerHook', interval=1)),
             default_scope='mmpretrain',
             **kwargs)
@@ -172,8 +170,9 @@ def test_ema_hook_trains_validates_and_resumes(teacher_ckpt, tmp_path):
     assert metrics is not None
     ckpt = torch.load(tmp_path / 'work' / 'iter_2.pth', weights_only=False)
     assert 'ema_state_dict' in ckpt
-    student_keys = [k for k in ckpt['ema_state_dict']
-                    if k.startswith('module.student.')]
+    student_keys = [
+        k for k in ckpt['ema_state_dict'] if k.startswith('module.student.')
+    ]
     assert student_keys and not any(
         k.startswith('module.teacher') for k in ckpt['ema_state_dict'])
     # The EMA copy's own taps work (it computes the distillation losses of
@@ -182,8 +181,8 @@ def test_ema_hook_trains_validates_and_resumes(teacher_ckpt, tmp_path):
     losses = ema(**data, mode='loss')
     assert torch.isfinite(losses['distill.loss_kd'])
 
-    second = runner(4, resume=True,
-                    load_from=str(tmp_path / 'work' / 'iter_2.pth'))
+    second = runner(
+        4, resume=True, load_from=str(tmp_path / 'work' / 'iter_2.pth'))
     second.train()
     assert second.iter == 4
     ema2 = next(h for h in second.hooks
@@ -191,8 +190,7 @@ def test_ema_hook_trains_validates_and_resumes(teacher_ckpt, tmp_path):
     assert int(ema2.steps) == 4  # EMA state resumed, then 2 more updates
     ckpt4 = torch.load(tmp_path / 'work' / 'iter_4.pth', weights_only=False)
     moved = [
-        k for k in student_keys
-        if not torch.equal(ckpt['ema_state_dict'][k],
-                           ckpt4['ema_state_dict'][k])
+        k for k in student_keys if
+        not torch.equal(ckpt['ema_state_dict'][k], ckpt4['ema_state_dict'][k])
     ]
     assert moved

@@ -56,8 +56,10 @@ def test_builtin_and_registered_keys(gt_bboxes_key):
     torch.testing.assert_close(boxes[1][1], torch.tensor([20., 24., 60., 56.]))
     with pytest.raises(KeyError, match='already registered'):
         register_ground_truth('gt_bboxes', gt_bboxes_key)
-    with pytest.raises(KeyError, match="unknown ground truth 'gt_boxes'.*"
-                       'register_ground_truth'):
+    with pytest.raises(
+            KeyError,
+            match="unknown ground truth 'gt_boxes'.*"
+            'register_ground_truth'):
         get_ground_truth(samples, 'gt_boxes')
     # a key the samples do not carry (no gt_sem_seg on detection samples)
     with pytest.raises(KeyError, match='do not carry it.*LoadAnnotations'):
@@ -91,10 +93,9 @@ class BoxCountLoss(nn.Module):
 
 def test_detector_loss_gets_gt_instances(gt_bboxes_key):
     from mmkd.models.utils import build_task_model, load_model_config
-    MODELS.register_module('TestBoxFeatureLoss', module=BoxFeatureLoss,
-                           force=True)
-    MODELS.register_module('TestBoxCountLoss', module=BoxCountLoss,
-                           force=True)
+    MODELS.register_module(
+        'TestBoxFeatureLoss', module=BoxFeatureLoss, force=True)
+    MODELS.register_module('TestBoxCountLoss', module=BoxCountLoss, force=True)
     init_default_scope('mmdet')
     cfg = load_model_config('mmdet::retinanet/retinanet_r18_fpn_1x_coco.py')
     student = dict(cfg.model, _scope_='mmdet')
@@ -118,8 +119,8 @@ def test_detector_loss_gets_gt_instances(gt_bboxes_key):
     inputs = torch.randn(2, 3, SIZE, SIZE)
     losses = model(inputs, samples, mode='loss')
     loss = model.distill_losses['loss_box']
-    assert [g is s.gt_instances for g, s in zip(loss.seen, samples)
-            ] == [True, True]
+    assert [g is s.gt_instances
+            for g, s in zip(loss.seen, samples)] == [True, True]
     assert any(k.startswith('loss_cls') for k in losses)  # the student's
 
     # independent: the student's own FPN in the same (train) mode

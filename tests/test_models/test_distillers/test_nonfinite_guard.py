@@ -76,8 +76,7 @@ def distiller(teacher_ckpt, **kwargs):
                 type='KDLoss',
                 inputs=dict(preds_S='s_logits', preds_T='t_logits')),
             loss_fitnet=dict(
-                type='FitNetLoss', inputs=dict(preds_S='hint',
-                                               preds_T='t3'))),
+                type='FitNetLoss', inputs=dict(preds_S='hint', preds_T='t3'))),
         probe_input_shape=(1, 16, 16))
     cfg.update(kwargs)
     return MODELS.build(cfg).train()
@@ -102,10 +101,14 @@ def sgd(model):
 def state(model, *wrappers):
     """Every parameter, buffer and optimizer state, copied."""
     return dict(
-        params={n: p.detach().clone()
-                for n, p in model.named_parameters()},
-        buffers={n: b.detach().clone()
-                 for n, b in model.named_buffers()},
+        params={
+            n: p.detach().clone()
+            for n, p in model.named_parameters()
+        },
+        buffers={
+            n: b.detach().clone()
+            for n, b in model.named_buffers()
+        },
         optim=[copy.deepcopy(w.optimizer.state_dict()) for w in wrappers])
 
 
@@ -177,8 +180,7 @@ def test_nan_logits_step_changes_nothing_and_next_step_trains(
     assert log_vars['nonfinite.skipped_total'] == 1
     assert torch.isnan(log_vars['student.loss'])
     assert_same(before, state(model, ow))  # BN running stats included
-    assert all(p.grad is None or not p.grad.any()
-               for p in model.parameters())
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters())
     msg, = [w for w in warnings if 'non-finite' in w]
     assert 'student.loss=nan' in msg and 'distill.loss_kd=nan' in msg
     assert 'loss_fitnet' not in msg  # its features are before the logits
@@ -243,9 +245,10 @@ def test_consecutive_skips_stop_training_with_the_terms(teacher_ckpt):
     poison.on = True
     for _ in range(2):
         model.train_step(batch(0), ow)
-    with pytest.raises(NonFiniteLossError,
-                       match=r'3 training steps in a row.*student\.loss.*'
-                       r'distill\.loss_kd'):
+    with pytest.raises(
+            NonFiniteLossError,
+            match=r'3 training steps in a row.*student\.loss.*'
+            r'distill\.loss_kd'):
         model.train_step(batch(0), ow)
     assert model.guard.skipped_total == 5
     with pytest.raises(ValueError, match='max_consecutive_nonfinite'):
@@ -285,9 +288,8 @@ def test_loss_scaler_overflow_is_not_counted(teacher_ckpt):
     ow = sgd(model)
     ow.loss_scaler = torch.amp.GradScaler('cpu', init_scale=2.**16)
     # mmengine's AmpOptimWrapper backward / step, on this CPU wrapper
-    ow.backward = lambda loss, **kw: (ow.loss_scaler.scale(loss).backward(),
-                                      setattr(ow, '_inner_count',
-                                              ow._inner_count + 1))
+    ow.backward = lambda loss, **kw: (ow.loss_scaler.scale(loss).backward(
+    ), setattr(ow, '_inner_count', ow._inner_count + 1))
     ow.step = lambda **kw: (ow.loss_scaler.step(ow.optimizer),
                             ow.loss_scaler.update())
     assert has_loss_scaler(ow)
@@ -437,8 +439,10 @@ def seg_batch(seed, n=2):
         sample.gt_sem_seg = PixelData(
             data=torch.randint(0, 3, (1, SEG, SEG), generator=g))
         sample.set_metainfo(
-            dict(img_shape=(SEG, SEG), ori_shape=(SEG, SEG),
-                 pad_shape=(SEG, SEG)))
+            dict(
+                img_shape=(SEG, SEG),
+                ori_shape=(SEG, SEG),
+                pad_shape=(SEG, SEG)))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 
@@ -451,7 +455,8 @@ def skd_wrappers(model):
             type='mmkd.DistillerOptimWrapperConstructor',
             optim_wrapper_cfg=dict(
                 student=dict(optimizer=sgd_cfg),
-                critic=dict(optimizer=sgd_cfg))))(model)
+                critic=dict(optimizer=sgd_cfg))))(
+                    model)
 
 
 def test_adversarial_nan_step_changes_nothing_critic_included(
@@ -489,8 +494,9 @@ def test_adversarial_consecutive_skips_raise(seg_teacher_ckpt):
     ow = skd_wrappers(model)
     Poison(model.student.decode_head.conv_seg).on = True
     model.train_step(seg_batch(0), ow)
-    with pytest.raises(NonFiniteLossError,
-                       match=r'2 training steps in a row.*decode\.loss_ce'):
+    with pytest.raises(
+            NonFiniteLossError,
+            match=r'2 training steps in a row.*decode\.loss_ce'):
         model.train_step(seg_batch(0), ow)
 
 
@@ -521,8 +527,9 @@ def _two_rank_worker(rank, init_file, ckpt, out_dir):
         logs.append(wrapped.train_step(batch(20 + rank), ow))
         torch.save(
             dict(
-                skipped=[float(log.get('nonfinite.skipped', 0))
-                         for log in logs],
+                skipped=[
+                    float(log.get('nonfinite.skipped', 0)) for log in logs
+                ],
                 unchanged_when_skipped=same,
                 params=state(model, ow)['params']),
             f'{out_dir}/rank{rank}.pth')
