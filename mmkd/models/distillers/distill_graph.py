@@ -42,6 +42,34 @@ def describe(value: Any) -> Any:
     return type(value).__name__
 
 
+
+def to_float32(value: Any) -> Any:
+    """``value`` with every floating tensor below float32 (bf16/fp16 from
+    autocast or a low-precision teacher) cast to float32, recursively
+    through lists, tuples and dicts; anything else as it is."""
+    if torch.is_tensor(value):
+        return value.float() if value.is_floating_point() and \
+            value.dtype in (torch.bfloat16, torch.float16) else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_float32(v) for v in value)
+    if isinstance(value, dict):
+        return {k: to_float32(v) for k, v in value.items()}
+    return value
+
+
+def _device_type(kwargs: Dict[str, Any]) -> str:
+    """The device type of the first tensor among the loss arguments."""
+    stack = list(kwargs.values())
+    while stack:
+        value = stack.pop(0)
+        if torch.is_tensor(value):
+            return value.device.type
+        if isinstance(value, (list, tuple)):
+            stack[:0] = list(value)
+        elif isinstance(value, dict):
+            stack[:0] = list(value.values())
+    return 'cpu'
+
 def _batchnorm_batch_error(error: Exception) -> bool:
     """Whether ``error`` is PyTorch's refusal to normalise one value per
     channel (BatchNorm in training mode on a batch of one 1x1 map)."""
@@ -299,8 +327,15 @@ class DistillGraph:
         losses = {}
         scales = self.loss_scales
         for name, mapping in self._loss_plan:
-            kwargs = {arg: self.resolve(s, values) for arg, s in mapping}
-            value = self.losses[name](**kwargs)
+            kwargs = {
+                arg: to_float32(self.resolve(s, values))
+                for arg, s in mapping
+            }
+            # Losses compute in float32 whatever the training precision
+            # (bf16/fp16 autocast, a low-precision teacher): softmax/KL,
+            # attention maps and Gram products lose too much below it.
+            with torch.autocast(_device_type(kwargs), enabled=False):
+                value = self.losses[name](**kwargs)
             scale = scales.get(name, 1.0)
             losses[f'distill.{name}'] = value * scale if scale != 1 else value
         return losses

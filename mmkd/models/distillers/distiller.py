@@ -9,7 +9,7 @@ from torch import nn
 
 from mmkd.registry import MODELS
 from ..utils import build_task_model, build_teacher
-from .distill_graph import DistillGraph
+from .distill_graph import DistillGraph, to_float32
 from .feature_tap import FeatureTap, StopForward, TapError, TapRecorder
 from .nonfinite_guard import NonFiniteGuard
 
@@ -253,7 +253,13 @@ class Distiller(BaseModel):
                 for tap in self.taps.values():
                     if not tap.calls:
                         raise self._probe_tap_error(tap, tuple(inputs.shape))
-            return {name: tap.get() for name, tap in self.taps.items()}, out
+            # The teacher's features (bf16/fp16 with a low-precision
+            # teacher or under autocast) are handed on as float32.
+            return {
+                name: to_float32(tap.get()) if tap.model == 'teacher' else
+                tap.get()
+                for name, tap in self.taps.items()
+            }, out
         finally:
             # The values are returned; the taps keep no tensor of the step.
             for tap in self.taps.values():
