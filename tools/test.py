@@ -42,6 +42,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    import mmkd  # noqa: F401 (so that configs can inherit 'mmkd::...')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:

@@ -81,6 +81,7 @@ def merge_args(cfg: Config, args) -> Config:
 
 def main():
     args = parse_args()
+    import mmkd  # noqa: F401 (so that configs can inherit 'mmkd::...')
     cfg = merge_args(Config.fromfile(args.config), args)
 
     from mmkd.engine.runner import enable_safe_checkpoints

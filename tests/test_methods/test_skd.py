@@ -479,3 +479,44 @@ def test_separate_ddp_trains_and_keeps_plain_checkpoint_keys(
         assert same(state, model.state_dict())
     finally:
         torch_dist.destroy_process_group()
+
+
+def test_amp_bf16_student_critic_stays_float32(teacher_ckpt):
+    """--amp on CPU (enable_amp): the student's step runs under bf16
+    autocast, the critic's own WGAN-GP step in float32, and both move."""
+    from mmengine.config import Config
+
+    from mmkd.engine import AutocastOptimWrapper
+    from mmkd.utils import enable_amp
+    cfg = Config(dict(optim_wrapper=dict(
+        constructor='mmkd.DistillerOptimWrapperConstructor',
+        student=dict(optimizer=dict(type='SGD', lr=0.01)),
+        critic=dict(optimizer=dict(type='SGD', lr=0.05)))))
+    enable_amp(cfg, cuda=False)
+    model = build(skd_cfg(teacher_ckpt))
+    ow_cfg = cfg.optim_wrapper.to_dict()
+    ow = OPTIM_WRAPPER_CONSTRUCTORS.build(
+        dict(type=ow_cfg.pop('constructor'), optim_wrapper_cfg=ow_cfg))(model)
+    assert isinstance(ow['student'], AutocastOptimWrapper)
+    assert type(ow['critic']).__name__ == 'OptimWrapper'
+    dtypes = []
+    first_conv = next(m for m in model.critic.modules()
+                      if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(
+        lambda m, a, out: dtypes.append(out.dtype))
+    student_conv = model.student.backbone.stem[0] if hasattr(
+        model.student.backbone, 'stem') else model.student.backbone.conv1
+    student_dtypes = []
+    student_conv.register_forward_hook(
+        lambda m, a, out: student_dtypes.append(out.dtype))
+    before_s, before_c = params(model.student), params(model.critic)
+    log = model.train_step(batch(), ow)
+    assert torch.isfinite(log['loss'])
+    assert student_dtypes == [torch.bfloat16]
+    # critic calls: the generator term inside the student's autocast, then
+    # the critic step's scores (fake, real, interpolates), all float32
+    assert dtypes[0] == torch.bfloat16
+    assert dtypes[1:] and all(d == torch.float32 for d in dtypes[1:])
+    assert changed(before_s, params(model.student))
+    assert changed(before_c, params(model.critic))
+    assert all(p.dtype == torch.float32 for p in model.parameters())

@@ -246,6 +246,36 @@ def test_cls_train_resume_convert(cls_setup):
     torch.testing.assert_close(ours, plain)
 
 
+def test_cls_train_amp_bf16_on_cpu_resumes(cls_setup):
+    """--amp without CUDA: bf16 autocast steps (AutocastOptimWrapper), no
+    loss-scaler state in the checkpoint, and resume continues from it."""
+    if torch.cuda.is_available():
+        pytest.skip('checks the CPU path of --amp')
+    tmp, cfg = cls_setup['tmp'], cls_setup['cfg']
+    work_dir = str(tmp / 'work_amp')
+    out = run(['tools/train.py', cfg, '--work-dir', work_dir, '--amp'])
+    assert 'distill.loss_kd' in out
+    dumped = open(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                     'config.py'))[0]).read()
+    assert "type='mmkd.AutocastOptimWrapper'" in dumped
+    assert "dtype='bfloat16'" in dumped
+    ckpt = torch.load(osp.join(work_dir, 'epoch_1.pth'), map_location='cpu',
+                      weights_only=False)
+    assert 'loss_scaler' not in ckpt['optimizer']
+    assert ckpt['optimizer']['state']  # SGD momentum buffers
+    assert all(v.dtype == torch.float32 for v in ckpt['state_dict'].values()
+               if v.is_floating_point())
+    out = run(['tools/train.py', cfg, '--work-dir', work_dir, '--amp',
+               '--resume', '--cfg-options', 'train_cfg.max_epochs=2'])
+    ckpt2 = torch.load(osp.join(work_dir, 'epoch_2.pth'), map_location='cpu',
+                       weights_only=False)
+    assert ckpt2['meta']['epoch'] == 2
+    moved = [k for k, v in ckpt['state_dict'].items()
+             if k.endswith('weight') and not torch.equal(
+                 v, ckpt2['state_dict'][k])]
+    assert any(k.startswith('student.backbone') for k in moved)
+
+
 def test_cls_two_process_gloo(cls_setup):
     work_dir = str(cls_setup['tmp'] / 'work_ddp')
     proc = subprocess.run(

@@ -12,6 +12,7 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from .distill_graph import to_float32
 from .distiller import Distiller
 from .nonfinite_guard import BufferSnapshot, grads_finite, has_loss_scaler
 from .state_dict_keys import register_unwrap_hook
@@ -318,10 +319,12 @@ class AdversarialDistiller(Distiller):
             log_vars['critic.skipped'] = parsed_loss.new_tensor(1.0)
             return log_vars
 
-        preds_S, preds_T, image = self._critic_tensors(values, inputs)
-        log_vars.update(
-            self._critic_step(critic_ow, preds_S.detach(), preds_T.detach(),
-                              None if image is None else image.detach()))
+        # Detached, and float32: under --amp the student's logits are bf16
+        # or fp16, while the critic's step runs in its own (float32) wrapper.
+        preds_S, preds_T, image = to_float32(
+            [t if t is None else t.detach()
+             for t in self._critic_tensors(values, inputs)])
+        log_vars.update(self._critic_step(critic_ow, preds_S, preds_T, image))
         return log_vars
 
     def _critic_step(self, critic_ow: OptimWrapper, preds_S: Tensor,
