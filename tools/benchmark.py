@@ -10,10 +10,20 @@ batch (so machine noise hits every mode alike):
   the tapped features, like the distiller); for self-distillation it is the
   student's step alone;
 - ``student``: the plain student's training step;
-- ``teacher_full``: the teacher's complete forward (for reference).
+- ``teacher_full``: the teacher's complete forward (for reference);
+- ``distiller_amp`` (``--amp``): the distiller's step with the config's
+  ``--amp`` optimizer wrapper(s) (:func:`mmkd.utils.enable_amp`: bfloat16
+  autocast without loss scaler on CPU), on the same model;
+- ``distiller_amp_teacher_bf16`` (``--amp --teacher-precision bf16``): the
+  same with a second distiller whose teacher is built with
+  ``precision='bf16'`` (``distiller_teacher_bf16`` without ``--amp``);
+- ``distiller_compiled`` (``--compile``): ``train_step`` compiled by
+  ``torch.compile`` as MMEngine's Runner does with ``compile=True``; the
+  first call (the compilation) is timed apart.
 
 It reports the median ms per iteration, the ratios ``distiller / floor``
-and ``distiller / student``, and the memory of each mode: CUDA peak
+and ``distiller / student``, each ``distiller*`` mode's time over the
+float32 step (``ratio_to_fp32``), and the memory of each mode: CUDA peak
 allocation on GPU; on CPU the bytes of the tensors autograd saves for the
 backward pass (the activation memory, which is what grows with a method),
 plus the parameter and gradient memory. Results are printed and written to
@@ -22,6 +32,8 @@ plus the parameter and gradient memory. Results are printed and written to
 Usage:
     python tools/benchmark.py CONFIG [--batch-size 32] [--input-size 32 32]
         [--iters 20] [--warmup 3] [--random-teacher] [--out FILE]
+        [--amp] [--teacher-precision bf16|fp32] [--teacher-channels-last]
+        [--compile] [--modes distiller distiller_amp ...]
 """
 import argparse
 import copy
@@ -29,6 +41,7 @@ import json
 import os
 import os.path as osp
 import statistics
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -48,13 +61,42 @@ def parse_args():
         '--input-size', type=int, nargs=2, default=None, metavar=('H', 'W'),
         help='input size (default: the probe size of the config or 224)')
     parser.add_argument('--iters', type=int, default=20)
-    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument(
+        '--warmup', type=int, default=3,
+        help='untimed iterations per mode (at least 1: the last one '
+        'measures the memory)')
     parser.add_argument(
         '--random-teacher',
         action='store_true',
         help='use a randomly initialised teacher (timing does not depend '
         'on the weights) when no trained checkpoint is at hand')
     parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='also time the step with the --amp optimizer wrapper(s) '
+        '(bfloat16 autocast on CPU)')
+    parser.add_argument(
+        '--teacher-precision',
+        choices=['bf16', 'fp32', 'fp16'],
+        default=None,
+        help='also time the step of a distiller whose teacher is built '
+        'with this precision (with --amp: under autocast)')
+    parser.add_argument(
+        '--teacher-channels-last',
+        action='store_true',
+        help='with --teacher-precision: the teacher in channels-last too')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='also time train_step compiled by torch.compile (MMEngine '
+        'compile=True)')
+    parser.add_argument(
+        '--modes',
+        nargs='+',
+        default=None,
+        help='time only these modes (default: all that apply); the ratios '
+        'need distiller')
     parser.add_argument('--out', default='work_dirs/benchmark/results.jsonl')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
@@ -136,13 +178,18 @@ def param_mb(params):
     return sum(p.numel() * p.element_size() for p in params) / 2**20
 
 
-def build(cfg, random_teacher: bool):
+def build(cfg, random_teacher: bool, teacher_options=None):
+    """The distiller of ``cfg``; ``random_teacher``: the path of a random
+    teacher checkpoint to use (``True`` writes a new one, kept in
+    ``cfg.model.teacher.checkpoint`` for the next build)."""
     from mmkd.registry import MODELS
     model_cfg = copy.deepcopy(cfg.model)
     if 'data_preprocessor' in cfg and 'data_preprocessor' not in model_cfg:
         model_cfg['data_preprocessor'] = cfg.data_preprocessor
     teacher = model_cfg.get('teacher')
-    if random_teacher and teacher:
+    if teacher and teacher_options:
+        teacher.update(teacher_options)
+    if random_teacher is True and teacher:
         from mmkd.models.utils import build_task_model, load_model_config
         if teacher.get('config'):
             tcfg = load_model_config(teacher['config'])
@@ -153,7 +200,32 @@ def build(cfg, random_teacher: bool):
         torch.save({'state_dict': build_task_model(tmodel).state_dict()},
                    ckpt)
         teacher['checkpoint'] = ckpt
+        cfg.model.teacher.checkpoint = ckpt
     return MODELS.build(model_cfg)
+
+
+def zero_lr(optim_wrapper):
+    """lr 0 everywhere: every mode pays for its optimizer step, but no mode
+    changes the weights the others run with (a detector whose weights a
+    real step moved can propose very different numbers of boxes)."""
+    wrappers = (list(optim_wrapper.values()) if isinstance(
+        optim_wrapper, OptimWrapperDict) else [optim_wrapper])
+    for wrapper in wrappers:
+        for group in wrapper.optimizer.param_groups:
+            group['lr'] = 0.0
+    return optim_wrapper
+
+
+def amp_optim_wrapper(cfg, model):
+    """The optimizer wrapper(s) ``tools/train.py --amp`` would build."""
+    from mmkd.utils import enable_amp
+    amp_cfg = copy.deepcopy(cfg)
+    enable_amp(amp_cfg)
+    return zero_lr(build_optim_wrapper(model, amp_cfg.optim_wrapper))
+
+
+def ratio(ms, a, b):
+    return ms[a] / ms[b] if a in ms and b in ms else None
 
 
 def main():
@@ -177,15 +249,7 @@ def main():
     size = tuple(args.input_size or (probe[1:] if probe else (224, 224)))
     data = make_batch(student, args.batch_size, channels, size)
 
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    # lr 0 everywhere: every mode pays for its optimizer step, but no mode
-    # changes the weights the others run with (a detector whose weights a
-    # real step moved can propose very different numbers of boxes).
-    wrappers = (list(optim_wrapper.values()) if isinstance(
-        optim_wrapper, OptimWrapperDict) else [optim_wrapper])
-    for wrapper in wrappers:
-        for group in wrapper.optimizer.param_groups:
-            group['lr'] = 0.0
+    optim_wrapper = zero_lr(build_optim_wrapper(model, cfg.optim_wrapper))
     student_copy = copy.deepcopy(student)
     student_optim = OptimWrapper(
         torch.optim.SGD(student_copy.parameters(), lr=0.0, momentum=0.9))
@@ -215,6 +279,39 @@ def main():
                  student=student_step)
     if model.teacher is not None:
         modes['teacher_full'] = teacher_full
+    if args.amp:
+        amp_wrapper = amp_optim_wrapper(cfg, model)
+        modes['distiller_amp'] = lambda: model.train_step(data, amp_wrapper)
+    if args.teacher_precision:
+        if model.teacher is None:
+            raise ValueError('--teacher-precision: this distiller has no '
+                             'teacher')
+        other = build(
+            cfg, args.random_teacher and cfg.model.teacher.checkpoint,
+            dict(precision=args.teacher_precision,
+                 channels_last=args.teacher_channels_last)).to(device)
+        other.load_state_dict(model.state_dict())
+        other.train()
+        other_wrapper = (amp_optim_wrapper(cfg, other) if args.amp else
+                         zero_lr(build_optim_wrapper(other,
+                                                     cfg.optim_wrapper)))
+        name = 'distiller' + ('_amp' if args.amp else '') + \
+            f'_teacher_{args.teacher_precision}'
+        modes[name] = lambda: other.train_step(data, other_wrapper)
+    compile_ms = None
+    if args.compile:
+        compiled = torch.compile(model.train_step)
+        start = time.perf_counter()
+        compiled(data, optim_wrapper)
+        compile_ms = (time.perf_counter() - start) * 1000
+        print(f'torch.compile: first call {compile_ms / 1000:.1f} s')
+        modes['distiller_compiled'] = lambda: compiled(data, optim_wrapper)
+    if args.modes:
+        unknown = set(args.modes) - set(modes)
+        if unknown:
+            raise ValueError(f'--modes: {sorted(unknown)} not among '
+                             f'{sorted(modes)}')
+        modes = {k: v for k, v in modes.items() if k in args.modes}
 
     def sync():
         if device == 'cuda':
@@ -222,8 +319,8 @@ def main():
 
     times = {name: [] for name in modes}
     memory = {}
-    for name, fn in modes.items():  # warm-up and memory, mode by mode
-        for _ in range(args.warmup):
+    for name, fn in modes.items():  # warm-up, mode by mode; the memory
+        for _ in range(args.warmup - 1):  # on the last warm-up iteration
             fn()
         if device == 'cuda':
             torch.cuda.reset_peak_memory_stats()
@@ -249,8 +346,14 @@ def main():
         input_size=list(size),
         iters=args.iters,
         ms_per_iter=ms,
-        ratio_to_floor=ms['distiller'] / ms['floor'],
-        ratio_to_student=ms['distiller'] / ms['student'],
+        ratio_to_floor=ratio(ms, 'distiller', 'floor'),
+        ratio_to_student=ratio(ms, 'distiller', 'student'),
+        ratio_to_fp32={
+            name: ratio(ms, name, 'distiller')
+            for name in ms if name.startswith('distiller_')
+        },
+        compile_first_call_ms=compile_ms,
+        command=' '.join(['python'] + sys.argv),
         memory_mb=memory,
         memory_kind=('cuda peak allocated' if device == 'cuda' else
                      'activations saved for backward'),
