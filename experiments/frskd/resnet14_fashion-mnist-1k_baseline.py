@@ -3,11 +3,11 @@
 # on the first 1,000 Fashion-MNIST training images until it fits them,
 # validated on 2,000 other training images (50,000-51,999, never trained
 # on), tested once at the end on the 10,000 test images (tools/test.py).
-# lr and schedule were chosen for this baseline on the validation split.
+# The lr was selected for this baseline on the validation split (seed 100).
 _base_ = ['./resnet14_fashion-mnist_baseline.py']
 
 epochs = 40
-lr = 0.1
+lr = 0.03  # selected on the validation split from {0.1, 0.03}
 train_dataloader = dict(batch_size=64, dataset=dict(indices=1000))
 # the official test set, evaluated once after training
 test_dataloader = dict(_base_.val_dataloader)

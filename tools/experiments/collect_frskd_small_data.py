@@ -22,7 +22,8 @@ from typing import Dict, Optional
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 from mmkd.utils.paired_stats import (comparison_lines,  # noqa: E402
-                                     format_mean_std, seed_key)
+                                     format_mean_std, paired_comparison,
+                                     seed_key)
 from mmkd.utils.training_logs import (load_run, replace_marked_block,  # noqa
                                       series)
 
@@ -113,6 +114,17 @@ def table(work: str, selected: str = '') -> str:
     return '\n'.join(lines) + '\n'
 
 
+def results_json(work: str, selected: str = '') -> dict:
+    """Per arm and split the top-1 per seed, and the paired comparison of
+    the test top-1 (what the demo prints beside its own run)."""
+    runs = {arm: collect_run(osp.join(work, arm)) for arm in ARMS}
+    out = dict(selected=selected, runs=runs)
+    if runs['baseline']['test'] and runs['frskd']['test']:
+        out['test_comparison'] = paired_comparison(
+            runs['frskd']['test'], runs['baseline']['test'], unpaired='drop')
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work')
@@ -130,6 +142,8 @@ def main():
     print(text)
     with open(osp.join(args.work, 'results.md'), 'w') as f:
         f.write(text)
+    with open(osp.join(args.work, 'results.json'), 'w') as f:
+        json.dump(results_json(args.work, args.selected), f, indent=1)
     if args.readme:
         replace_marked_block(args.readme, 'frskd-small-data', text)
 

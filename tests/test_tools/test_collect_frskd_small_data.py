@@ -1,0 +1,96 @@
+"""collect_frskd_small_data.py and compare_with_protocol.py on hand-written
+work dirs of the FRSKD small-data protocol."""
+import importlib.util
+import json
+import math
+import os.path as osp
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+T_975_2 = 4.302653  # Student's t, 0.975 quantile, 2 degrees of freedom
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(ROOT, 'tools', 'experiments', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def collector():
+    return load('collect_frskd_small_data')
+
+
+def write_seed(root, run, seed, vals, test=None, fit=None, done=True):
+    """A run as the script leaves it: MMEngine's scalars.json (validation
+    every 5 epochs), done, test.json and fit.json (tools/test.py --out)."""
+    d = root / run / f'seed{seed}'
+    log = d / '20260101_000000' / 'vis_data'
+    log.mkdir(parents=True)
+    lines = []
+    for i, acc in enumerate(vals, 1):
+        lines.append(json.dumps(dict(loss=1.0, epoch=5 * i, step=5 * i)))
+        lines.append(json.dumps({'accuracy/top1': acc, 'step': 5 * i}))
+    (log / 'scalars.json').write_text('\n'.join(lines) + '\n')
+    if done:
+        (d / 'done').write_text('')
+    for name, value in (('test', test), ('fit', fit)):
+        if value is not None:
+            (d / f'{name}.json').write_text(
+                json.dumps({'accuracy/top1': value}))
+
+
+def test_table_paired_interval_and_json(tmp_path, collector):
+    base_test, frskd_test = [80.0, 81.0, 82.0], [81.0, 83.0, 85.0]
+    for seed in range(3):
+        write_seed(tmp_path, 'baseline', seed, [70.0, 80.0 + seed],
+                   test=base_test[seed], fit=99.0)
+        write_seed(tmp_path, 'frskd', seed, [60.0, 81.0 + seed],
+                   test=frskd_test[seed], fit=95.0)
+    # an unfinished seed is left out of the validation column
+    write_seed(tmp_path, 'frskd', 3, [50.0], done=False)
+    text = collector.table(str(tmp_path), 'lr=0.03')
+    # differences 1, 2, 3: mean 2, sd 1, half-width t * 1 / sqrt(3)
+    half = T_975_2 / math.sqrt(3)
+    assert (f'test top-1 (%)): +2.00; better than the baseline of the same '
+            f'seed on 3 of 3 seeds; 95 % CI of the paired difference '
+            f'[{2 - half:+.2f}, {2 + half:+.2f}] (includes 0)') in text
+    # validation: final values 80..82 vs 81..83, difference 1 on every seed
+    assert 'validation top-1 (%)): +1.00; better than the baseline of the ' \
+        'same seed on 3 of 3 seeds' in text
+    assert '| ResNet-14 + FRSKD | 3 | 83.00 ± 2.00 | 82.00 ± 1.00 | ' \
+        '95.00 ± 0.00 |' in text
+    assert 'seed2: 82.00 -> 85.00 (+3.00)' in text
+    result = collector.results_json(str(tmp_path), 'lr=0.03')
+    assert result['test_comparison']['diffs'] == [1.0, 2.0, 3.0]
+    assert result['test_comparison']['ci'] == pytest.approx(
+        (2 - half, 2 + half))
+
+    compare = load('compare_with_protocol')
+    demo = tmp_path / 'demo'
+    write_seed(demo, 'baseline', 0, [80.0], test=80.5)
+    write_seed(demo, 'frskd', 0, [81.0], test=80.0)
+    out = compare.report(str(demo), result, 'seed0')
+    assert 'FRSKD - baseline -0.50 (this run, seed0)' in out
+    assert f'protocol, 3 paired seeds: FRSKD - baseline +2.00, 95 % CI ' \
+        f'[{2 - half:+.2f}, {2 + half:+.2f}] (includes 0); FRSKD better ' \
+        'on 3 of 3 seeds' in out
+    assert "the protocol's own seed0: +1.00" in out
+
+
+def test_selection_reads_validation_only(tmp_path, collector):
+    # the run with the better final validation top-1 wins, whatever its
+    # test top-1 (the test set is never used for a choice)
+    write_seed(tmp_path, 'select_baseline_lr0.1', 100, [70.0, 82.0],
+               test=90.0)
+    write_seed(tmp_path, 'select_baseline_lr0.03', 100, [70.0, 83.0],
+               test=10.0)
+    assert collector.best_run(
+        str(tmp_path),
+        ['select_baseline_lr0.1', 'select_baseline_lr0.03']) == \
+        'select_baseline_lr0.03'
+    with pytest.raises(SystemExit, match='no finished selection run'):
+        collector.best_run(str(tmp_path), ['select_missing'])
