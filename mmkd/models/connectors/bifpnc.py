@@ -93,9 +93,10 @@ class BiFPNc(BaseModule):
         preact (bool): Return the pre-ReLU ``T_i``. Defaults to False.
         channels_last (bool): Run the self-teacher in channels-last (NHWC)
             memory format. Same math; its depthwise convolutions run much
-            faster on CPU (the FRSKD step on CIFAR ResNet-18, batch 32, one
-            thread: 2.17x instead of 2.54x the plain student's,
-            docs/en/benchmark.md). Defaults to True.
+            faster on CPU, and its 1x1 convolutions become matrix products
+            (docs/en/benchmark.md: the FRSKD step on CIFAR ResNet-18, batch
+            32, one thread, is 1.8-1.9x the plain student's). Defaults to
+            True.
         norm_cfg (dict): Norm config. Defaults to ``dict(type='BN')``.
         init_cfg (dict, optional): Defaults to None: PyTorch default init,
             as the authors.
