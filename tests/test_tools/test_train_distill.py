@@ -274,6 +274,11 @@ def test_cls_train_amp_bf16_on_cpu_resumes(cls_setup):
              if k.endswith('weight') and not torch.equal(
                  v, ckpt2['state_dict'][k])]
     assert any(k.startswith('student.backbone') for k in moved)
+    # tools/test.py evaluates the student without the teacher's checkpoint
+    out = run(['tools/test.py', cfg, osp.join(work_dir, 'epoch_2.pth'),
+               '--work-dir', str(tmp / 'test_no_teacher'), '--cfg-options',
+               f'model.teacher.checkpoint={tmp / "missing" / "t.pth"}'])
+    assert 'accuracy/top1' in out
 
 
 def test_cls_two_process_gloo(cls_setup):

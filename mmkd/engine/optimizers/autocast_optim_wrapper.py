@@ -38,8 +38,10 @@ class AutocastOptimWrapper(OptimWrapper):
     no scaler: backward and step are those of the plain ``OptimWrapper``,
     and checkpoints hold the optimizer state only (no ``loss_scaler``).
     The parameters, their gradients and the optimizer state stay float32;
-    autocast runs convolutions and matrix products in bfloat16 (on CPUs with
-    ``avx512_bf16``/AMX, about twice as fast as float32).
+    autocast runs convolutions and matrix products in bfloat16, which halves
+    the activations' memory. Speed depends on the CPU: measured on one with
+    ``avx512_bf16`` but no AMX, a CIFAR ResNet-18 step was about 1.2-1.6x
+    *slower* than float32 (docs/en/benchmark.md).
 
     ``--amp`` of ``tools/train.py`` selects it on machines without CUDA
     (see :func:`mmkd.utils.enable_amp`); on CUDA, float16 with MMEngine's
