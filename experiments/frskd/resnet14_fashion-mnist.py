@@ -1,46 +1,10 @@
-# FRSKD (Ji et al., CVPR 2021) on Fashion-MNIST, mmkd's real run: the whole
-# method in one config. Student, data and 2-epoch schedule: the baseline twin.
-#   loss = CE(student)                        the student's own head
-#        + CE(self-teacher logits, labels)    trains BiFPNc (and, through the
-#                                             undetached features, the student)
-#        + alpha * KD_T(student || self-teacher)         alpha 2, T 4
-#        + beta * sum_stages AT(student, self-teacher)   beta 100
-# KD and AT detach the self-teacher side (docs/en/methods.md#frskd-losses).
-_base_ = ['./resnet14_fashion-mnist_baseline.py']
+# FRSKD (Ji et al., CVPR 2021) on Fashion-MNIST, mmkd's real run on the
+# complete training set. Student, data and 2-epoch schedule: the baseline
+# twin; the method (BiFPNc self-teacher, CE + alpha KD + beta AT, alpha 2,
+# beta 100, T 4): _base_/frskd_resnet14.py.
+_base_ = [
+    './resnet14_fashion-mnist_baseline.py', './_base_/frskd_resnet14.py'
+]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
-stages = ['s_layer1', 's_layer2', 's_layer3']  # (16, 28, 28) .. (64, 7, 7)
-model = dict(
-    _delete_=True,
-    _scope_='mmkd',
-    type='Distiller',
-    student=_base_.model,
-    teacher=None,
-    taps=dict(
-        s_layer1='student.backbone.layer1',
-        s_layer2='student.backbone.layer2',
-        s_layer3='student.backbone.layer3',
-        s_logits='student.head.fc'),
-    connectors=dict(
-        self_teacher=dict(
-            type='BiFPNc',  # in_channels inferred: [16, 32, 64]
-            inputs=stages,
-            num_classes=10,
-            width=2,
-            depth=2)),
-    losses=dict(
-        loss_self_teacher_ce=dict(
-            type='GTCrossEntropyLoss',
-            loss_weight=1.0,
-            inputs=dict(logits='self_teacher.logits', gt='gt_label')),
-        loss_kd=dict(
-            type='KDLoss',
-            tau=4.0,
-            loss_weight=2.0,
-            inputs=dict(preds_S='s_logits', preds_T='self_teacher.logits')),
-        loss_at=dict(
-            type='ATLoss',
-            p=2,
-            loss_weight=100.0,
-            inputs=dict(preds_S=stages, preds_T='self_teacher.feats'))),
-    probe_input_shape=(1, 28, 28))
+model = dict(_delete_=True, student=_base_.model, **_base_.frskd)
