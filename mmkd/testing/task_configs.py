@@ -154,3 +154,38 @@ def seg_config(path, data: dict, depth: int = 18) -> str:
                              checkpoint=dict(type='CheckpointHook',
                                              interval=2))
         """)
+
+
+def cifar_classifier(width: int, num_classes: int = 5) -> dict:
+    """A tiny mmpretrain classifier on mmkd's CIFAR ResNet-8 (grey input,
+    stages of ``width``, ``2 * width``, ``4 * width`` channels), as a model
+    dict: the student/teacher of the distiller unit tests."""
+    return dict(
+        type='ImageClassifier',
+        _scope_='mmpretrain',
+        backbone=dict(
+            type='mmkd.CIFARResNet',
+            arch=dict(depth=8, stem_channels=width, base_channels=width),
+            in_channels=1),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(
+            type='LinearClsHead',
+            num_classes=num_classes,
+            in_channels=width * 4,
+            loss=dict(type='CrossEntropyLoss')),
+        data_preprocessor=dict(
+            type='ClsDataPreprocessor', mean=[0.], std=[255.]))
+
+
+def save_cifar_teacher(path, num_classes: int = 5) -> str:
+    """A checkpoint of ``cifar_classifier(8, num_classes)`` with random
+    weights (seed 1): a stand-in for a trained teacher in unit tests."""
+    import torch
+    from mmengine.registry import init_default_scope
+
+    from mmkd.registry import MODELS
+    init_default_scope('mmpretrain')
+    torch.manual_seed(1)
+    teacher = MODELS.build(cifar_classifier(8, num_classes))
+    torch.save({'state_dict': teacher.state_dict()}, path)
+    return str(path)

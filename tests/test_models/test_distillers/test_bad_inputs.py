@@ -11,6 +11,7 @@ from mmpretrain.structures import DataSample
 
 from mmkd.models.distillers import TapError
 from mmkd.registry import MODELS
+from mmkd.testing.task_configs import cifar_classifier as classifier
 from mmkd.utils.setup_env import (check_critic_param_scheduler,
                                   select_model_wrapper, setup_cpu_distributed)
 
@@ -40,24 +41,6 @@ def log_records():
     logger.addHandler(handler)
     yield records
     logger.removeHandler(handler)
-
-
-def classifier(width: int) -> dict:
-    return dict(
-        type='ImageClassifier',
-        _scope_='mmpretrain',
-        backbone=dict(
-            type='mmkd.CIFARResNet',
-            arch=dict(depth=8, stem_channels=width, base_channels=width),
-            in_channels=1),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(
-            type='LinearClsHead',
-            num_classes=5,
-            in_channels=width * 4,
-            loss=dict(type='CrossEntropyLoss')),
-        data_preprocessor=dict(
-            type='ClsDataPreprocessor', mean=[0.], std=[255.]))
 
 
 # --------------------------------------------------------------------------

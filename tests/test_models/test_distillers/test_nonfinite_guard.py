@@ -16,44 +16,9 @@ from mmpretrain.structures import DataSample
 
 from mmkd.models.distillers import NonFiniteLossError
 from mmkd.registry import MODELS
+from mmkd.testing.task_configs import cifar_classifier as classifier
 
 NAN = float('nan')
-
-
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def classifier(width: int) -> dict:
-    return dict(
-        type='ImageClassifier',
-        _scope_='mmpretrain',
-        backbone=dict(
-            type='mmkd.CIFARResNet',
-            arch=dict(depth=8, stem_channels=width, base_channels=width),
-            in_channels=1),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(
-            type='LinearClsHead',
-            num_classes=5,
-            in_channels=width * 4,
-            loss=dict(type='CrossEntropyLoss')),
-        data_preprocessor=dict(
-            type='ClsDataPreprocessor', mean=[0.], std=[255.]))
-
-
-@pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory):
-    init_default_scope('mmpretrain')
-    torch.manual_seed(1)
-    teacher = MODELS.build(classifier(8))
-    path = tmp_path_factory.mktemp('teacher') / 'teacher.pth'
-    torch.save({'state_dict': teacher.state_dict()}, path)
-    return str(path)
 
 
 def distiller(teacher_ckpt, **kwargs):
