@@ -37,8 +37,8 @@ def teacher_config_candidates(path: str, cfg_file: Optional[str]) -> List[str]:
         with open(file, encoding='utf-8') as f:
             return path in f.read()
 
-    ordered = [f for f in chain if names(f)] + [f for f in chain
-                                                 if not names(f)]
+    # files naming the path first, each group in chain order (stable sort)
+    ordered = sorted(chain, key=lambda f: not names(f))
     dirs = []
     for file in ordered:
         if osp.dirname(file) not in dirs:
