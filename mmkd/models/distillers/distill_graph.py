@@ -48,8 +48,8 @@ def to_float32(value: Any) -> Any:
     autocast or a low-precision teacher) cast to float32, recursively
     through lists, tuples and dicts; anything else as it is."""
     if torch.is_tensor(value):
-        return value.float() if value.is_floating_point() and \
-            value.dtype in (torch.bfloat16, torch.float16) else value
+        return value.float() if value.dtype in (torch.bfloat16,
+                                                torch.float16) else value
     if isinstance(value, (list, tuple)):
         return type(value)(to_float32(v) for v in value)
     if isinstance(value, dict):
