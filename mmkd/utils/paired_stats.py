@@ -145,9 +145,11 @@ def comparison_lines(arms: Mapping[str, Mapping[str, float]],
                      baseline: str,
                      metric: str,
                      scale: float = 1.0,
-                     confidence: float = 0.95) -> List[str]:
+                     confidence: float = 0.95,
+                     reference: str = 'baseline') -> List[str]:
     """``'- '`` + :func:`format_comparison` for every arm but ``baseline``
-    that has seeds (pairing the common seeds, the others listed)."""
+    that has seeds (pairing the common seeds, the others listed);
+    ``reference`` names the ``baseline`` arm in the text."""
     base = arms.get(baseline) or {}
     if not base:
         return []
@@ -160,6 +162,6 @@ def comparison_lines(arms: Mapping[str, Mapping[str, float]],
                          f'{labels[baseline]}')
             continue
         comp = paired_comparison(values, base, confidence, unpaired='drop')
-        lines.append('- ' +
-                     format_comparison(comp, labels[name], metric, scale))
+        lines.append('- ' + format_comparison(
+            comp, labels[name], metric, scale, baseline=reference))
     return lines

@@ -102,3 +102,40 @@ def test_one_seed_and_missing_baseline_seed_are_reported(tmp_path, collector):
     assert 'one seed: no interval' in kd[0]
     assert 'unpaired, left out: seed1 (baseline only)' in kd[0]
     assert 'ReviewKD - baseline' not in text  # no ReviewKD run yet
+
+
+def test_merge_adds_new_seeds_and_the_bf16_pair(tmp_path, collector):
+    """New seeds and a new arm of a work dir are added to a released
+    results.json; the bf16 arm is compared with the float32 arm seed by
+    seed."""
+    key = 'accuracy/top1'
+    released = {
+        'baseline_resnet20': dict(label='b', seeds={
+            'seed0': dict(final=86.0, best=86.0, history=[86.0], minutes=4.0),
+            'seed1': dict(final=87.0, best=87.0, history=[87.0], minutes=4.0)
+        }),
+        'reviewkd_resnet56-resnet20': dict(label='r', seeds={
+            'seed0': dict(final=88.0, best=88.0, history=[88.0], minutes=9.),
+            'seed1': dict(final=88.5, best=88.5, history=[88.5], minutes=9.)
+        }),
+    }
+    write_run(tmp_path, 'reviewkd_resnet56-resnet20_bf16', 0, [88.3], key=key)
+    write_run(tmp_path, 'reviewkd_resnet56-resnet20_bf16', 1, [88.1], key=key)
+    write_run(tmp_path, 'baseline_resnet20', 2, [85.0], key=key)
+    merged = collector.merge(released,
+                             collector.collect('fashion-mnist', str(tmp_path)))
+    assert set(merged['baseline_resnet20']['seeds']) == {
+        'seed0', 'seed1', 'seed2'}
+    assert released['baseline_resnet20']['seeds'].keys() == {'seed0', 'seed1'}
+    assert merged['reviewkd_resnet56-resnet20']['seeds']['seed1'][
+        'final'] == 88.5
+    text = collector.table('fashion-mnist', merged)
+    pair = [line for line in text.splitlines()
+            if 'bf16 autocast (`--amp`) - ResNet-20 + ReviewKD' in line]
+    assert len(pair) == 1
+    diffs = [88.3 - 88.0, 88.1 - 88.5]
+    mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
+    half = 12.706205 * sd / 2**0.5
+    assert f'(mean final top-1 (%)): {mean:+.2f}' in pair[0]
+    assert 'on 1 of 2 seeds' in pair[0]
+    assert f'[{mean - half:+.2f}, {mean + half:+.2f}]' in pair[0]

@@ -16,7 +16,9 @@ Writes ``WORK/results.json`` and ``WORK/results.md``; with ``--readme`` the
 table also replaces the block between ``<!-- reviewkd-<experiment>:start -->``
 and ``<!-- reviewkd-<experiment>:end -->`` of the README. ``--from-results
 model_zoo/reviewkd/results_<experiment>.json`` re-tabulates a results file
-written before (the released one) instead of reading work dirs.
+written before (the released one) instead of reading work dirs;
+``--merge-results`` that file adds the work dir's runs and seeds to it (new
+seeds of a released experiment, or a new arm).
 
 For every distilled student against the baseline the table gives the paired
 differences of the final metric (same seed = same data order and student
@@ -47,8 +49,14 @@ EXPERIMENTS = {
             ('baseline_resnet20', 'ResNet-20 (student baseline, 1 epoch)'),
             ('reviewkd_resnet56-resnet20', 'ResNet-20 + ReviewKD'),
             ('kd_resnet56-resnet20', 'ResNet-20 + KD (T=4)'),
+            ('reviewkd_resnet56-resnet20_bf16',
+             'ResNet-20 + ReviewKD, bf16 autocast (`--amp`)'),
         ],
-        baseline='baseline_resnet20'),
+        baseline='baseline_resnet20',
+        # (arm, reference): a paired difference besides the one against the
+        # baseline; here what training in bf16 changes at equal settings.
+        pairs=[('reviewkd_resnet56-resnet20_bf16',
+                'reviewkd_resnet56-resnet20')]),
     'deepforest':
     dict(
         metric='coco/bbox_mAP',
@@ -132,7 +140,7 @@ def table(experiment: str, results: Dict) -> str:
                 format_mean_std([s[f'final:{key}'] for s in seeds], scale))
         row.append(f"{statistics.mean(s['minutes'] for s in seeds):.1f}")
         lines.append('| ' + ' | '.join(row) + ' |')
-    lines += [''] + _deltas(spec, results)
+    lines += [''] + _deltas(spec, results) + _pair_lines(spec, results)
     return '\n'.join(lines).rstrip('\n') + '\n'
 
 
@@ -153,6 +161,38 @@ def _deltas(spec: Dict, results: Dict) -> List[str]:
                             spec['metric_name'], spec['scale'])
 
 
+def _pair_lines(spec: Dict, results: Dict) -> List[str]:
+    """The paired differences of ``spec['pairs']`` (arm - reference)."""
+    labels = dict(spec['runs'])
+    lines = []
+    for arm, ref in spec.get('pairs', []):
+        finals = {
+            run: {
+                k: s['final']
+                for k, s in results.get(run, {}).get('seeds', {}).items()
+            }
+            for run in (ref, arm)
+        }
+        lines += comparison_lines(finals, {
+            ref: labels[ref],
+            arm: labels[arm]
+        }, ref, spec['metric_name'], spec['scale'], reference=labels[ref])
+    return lines
+
+
+def merge(released: Dict, new: Dict) -> Dict:
+    """``released`` (a results.json) with the runs of ``new`` that have
+    seeds added: a seed of ``new`` replaces the released seed of that name."""
+    out = {run: dict(res, seeds=dict(res['seeds']))
+           for run, res in released.items()}
+    for run, res in new.items():
+        if res['seeds']:
+            out.setdefault(run, dict(label=res['label'], seeds={}))
+            out[run]['label'] = res['label']
+            out[run]['seeds'].update(res['seeds'])
+    return out
+
+
 def update_readme(readme: str, experiment: str, text: str) -> None:
     replace_marked_block(readme, f'reviewkd-{experiment}', text)
 
@@ -164,6 +204,10 @@ def main(argv=None):
         'work', nargs='?', help='the work dir of the experiment script')
     parser.add_argument(
         '--from-results', help='a results.json written before, to re-tabulate')
+    parser.add_argument(
+        '--merge-results',
+        help='a results.json written before (the released one): the runs '
+        'and seeds of WORK are added to it (same seed name: WORK wins)')
     parser.add_argument('--readme', help='README whose table to replace')
     args = parser.parse_args(argv)
     if (args.work is None) == (args.from_results is None):
@@ -173,6 +217,9 @@ def main(argv=None):
             results = json.load(f)
     else:
         results = collect(args.experiment, args.work)
+        if args.merge_results:
+            with open(args.merge_results) as f:
+                results = merge(json.load(f), results)
     text = table(args.experiment, results)
     if args.work:
         with open(osp.join(args.work, 'results.json'), 'w') as f:

@@ -12,6 +12,8 @@
 # Needs data/deepforest_coco (bash tools/dataset_converters/prepare_all.sh).
 # Environment: PYTHON (default: .venv/bin/python if present, else python),
 # WORK (default: work_dirs/reviewkd_deepforest), SEEDS (default: "0 1 2"),
+# MERGE (a results.json to add this work dir's seeds to, e.g. the released
+# model_zoo/reviewkd/results_deepforest.json),
 # TINY=1 for a quick end-to-end check (1 epoch on 4 training tiles; not
 # written into the README), OMP_NUM_THREADS (default 1). A finished run (its
 # work dir holds `done`) is skipped and an interrupted one resumes from its
@@ -63,5 +65,6 @@ echo "all runs: $(( ($(date +%s) - start) / 60 )) min"
 
 README_ARGS=(--readme configs/reviewkd/README.md)
 if [ "${TINY:-0}" = 1 ]; then README_ARGS=(); fi
+if [ -n "${MERGE:-}" ]; then README_ARGS+=(--merge-results "$MERGE"); fi
 "$PYTHON" tools/experiments/collect_reviewkd.py deepforest "$WORK" \
     ${README_ARGS[@]+"${README_ARGS[@]}"}

@@ -12,7 +12,10 @@
 # Needs data/fashion_mnist (bash tools/dataset_converters/prepare_all.sh).
 # Environment: PYTHON (default: .venv/bin/python if present, else python),
 # WORK (default: work_dirs/reviewkd_fashion_mnist), SEEDS (default:
-# "0 1 2"), TINY=1 for a quick end-to-end check on 512 training / 256 test
+# "0 1 2"), RUNS (default: "baseline reviewkd kd"; "reviewkd_bf16" is the
+# ReviewKD run under bf16 autocast, `tools/train.py --amp`), MERGE (a
+# results.json to add this work dir's runs to, e.g. the released
+# model_zoo/reviewkd/results_fashion-mnist.json), TINY=1 for a quick end-to-end check on 512 training / 256 test
 # images (its results are not written into the README), OMP_NUM_THREADS
 # (default 1). A finished run (its work dir holds `done`) is skipped and an
 # interrupted one resumes from its last checkpoint, so the script can simply
@@ -25,6 +28,7 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 WORK=${WORK:-work_dirs/reviewkd_fashion_mnist}
 SEEDS=${SEEDS:-"0 1 2"}
+RUNS=${RUNS:-"baseline reviewkd kd"}
 CFG=experiments/reviewkd
 # Small models: one intra-op thread per process wastes nothing on 2 cores
 # and does not slow down when the cores are shared; the data loader worker
@@ -54,18 +58,34 @@ run teacher_resnet56 "$CFG/resnet56_1xb128-3e_fashion-mnist.py" 0
 TEACHER=$(best_ckpt "$WORK/teacher_resnet56/seed0")
 echo "teacher checkpoint: $TEACHER"
 
+has_run() { case " $RUNS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 for seed in $SEEDS; do
-    run baseline_resnet20 "$CFG/resnet20_1xb128-1e_fashion-mnist.py" "$seed"
-    run reviewkd_resnet56-resnet20 \
-        "$CFG/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" "$seed" \
-        model.teacher.checkpoint="$TEACHER"
-    run kd_resnet56-resnet20 \
-        "$CFG/kd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" "$seed" \
-        model.teacher.checkpoint="$TEACHER"
+    if has_run baseline; then
+        run baseline_resnet20 "$CFG/resnet20_1xb128-1e_fashion-mnist.py" \
+            "$seed"
+    fi
+    if has_run reviewkd; then
+        run reviewkd_resnet56-resnet20 \
+            "$CFG/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" \
+            "$seed" model.teacher.checkpoint="$TEACHER"
+    fi
+    if has_run kd; then
+        run kd_resnet56-resnet20 \
+            "$CFG/kd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" "$seed" \
+            model.teacher.checkpoint="$TEACHER"
+    fi
+    if has_run reviewkd_bf16; then  # the same run under bf16 autocast
+        TRAIN_ARGS=(--amp)
+        run reviewkd_resnet56-resnet20_bf16 \
+            "$CFG/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" \
+            "$seed" model.teacher.checkpoint="$TEACHER"
+        TRAIN_ARGS=()
+    fi
 done
 echo "all runs: $(( ($(date +%s) - start) / 60 )) min"
 
 README_ARGS=(--readme configs/reviewkd/README.md)
 if [ "${TINY:-0}" = 1 ]; then README_ARGS=(); fi
+if [ -n "${MERGE:-}" ]; then README_ARGS+=(--merge-results "$MERGE"); fi
 "$PYTHON" tools/experiments/collect_reviewkd.py fashion-mnist "$WORK" \
     ${README_ARGS[@]+"${README_ARGS[@]}"}
