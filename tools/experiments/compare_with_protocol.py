@@ -1,11 +1,12 @@
-"""Print a demo run's FRSKD - baseline test top-1 beside the small-data
-protocol's paired result (tools/experiments/frskd_fashion_mnist_demo.sh).
+"""Print a demo run's method - baseline test top-1 beside its protocol's
+paired result (tools/experiments/fashion_mnist_demo.sh).
 
     python tools/experiments/compare_with_protocol.py WORK RESULTS.json \
         [--seed seed0]
 
-``WORK/<baseline|frskd>/<seed>/test.json`` are this run's ``tools/test.py
---out`` files; RESULTS.json is written by collect_frskd_small_data.py.
+``WORK/<arm>/<seed>/test.json`` are this run's ``tools/test.py --out``
+files, one per arm of RESULTS.json (written by collect_paired_protocol.py:
+its ``baseline`` and ``method`` arms and the method's short name).
 """
 import argparse
 import json
@@ -18,23 +19,24 @@ def top1(path: str) -> float:
 
 
 def report(work: str, results: dict, seed: str) -> str:
-    base = top1(osp.join(work, 'baseline', seed, 'test.json'))
-    frskd = top1(osp.join(work, 'frskd', seed, 'test.json'))
+    name = results['method_name']
+    base = top1(osp.join(work, results['baseline'], seed, 'test.json'))
+    method = top1(osp.join(work, results['method'], seed, 'test.json'))
     lines = [
-        f'baseline (CE only) {base:.2f}   FRSKD {frskd:.2f}   '
-        f'FRSKD - baseline {frskd - base:+.2f} (this run, {seed})'
+        f'baseline (CE only) {base:.2f}   {name} {method:.2f}   '
+        f'{name} - baseline {method - base:+.2f} (this run, {seed})'
     ]
     comp = results.get('test_comparison')
     if not comp:
         lines.append('the protocol has no paired result yet')
         return '\n'.join(lines)
     ci = comp['ci']
-    text = (f"protocol, {comp['n']} paired seeds: FRSKD - baseline "
+    text = (f"protocol, {comp['n']} paired seeds: {name} - baseline "
             f"{comp['mean']:+.2f}")
     if ci:
         where = 'excludes 0' if ci[0] > 0 or ci[1] < 0 else 'includes 0'
         text += f', 95 % CI [{ci[0]:+.2f}, {ci[1]:+.2f}] ({where})'
-    text += f"; FRSKD better on {comp['wins']} of {comp['n']} seeds"
+    text += f"; {name} better on {comp['wins']} of {comp['n']} seeds"
     lines.append(text)
     diffs = dict(zip(comp['seeds'], comp['diffs']))
     if seed in diffs:

@@ -7,7 +7,7 @@
 #   2. comparison: baseline and FRSKD at the selected settings for SEEDS
 #      (default "0 1 2 3 4"), each tested once at the end on the 10,000 test
 #      images and on its own 1,000 training images (fit);
-#   3. the results (tools/experiments/collect_frskd_small_data.py).
+#   3. the results (tools/experiments/collect_paired_protocol.py).
 #
 #   bash tools/experiments/frskd_small_data.sh
 #
@@ -35,48 +35,9 @@ OPTS=()
 if [ ! -f data/fashion_mnist/t10k-labels-idx1-ubyte ]; then
     "$PYTHON" tools/dataset_converters/prepare_fashion_mnist.py data/fashion_mnist
 fi
+FIT_INDICES=1000  # the training subset
 source tools/experiments/resumable_run.sh
-
-# test NAME SEED CONFIG [cfg-options...]: the final checkpoint on the test set
-# (test.json) and on the training subset (fit.json)
-evaluate() {
-    local name=$1 seed=$2 config=$3
-    shift 3
-    local dir="$WORK/$name/seed$seed"
-    local ckpt
-    ckpt=$(ls "$dir"/epoch_*.pth | sort -V | tail -n 1)
-    [ -f "$dir/test.json" ] || "$PYTHON" tools/test.py "$config" "$ckpt" \
-        --work-dir "$dir/test" --out "$dir/test.json" --cfg-options "$@" \
-        > "$dir/test.log" 2>&1
-    [ -f "$dir/fit.json" ] || "$PYTHON" tools/test.py "$config" "$ckpt" \
-        --work-dir "$dir/test" --out "$dir/fit.json" --cfg-options "$@" \
-        test_dataloader.dataset.split=train \
-        test_dataloader.dataset.test_mode=False \
-        test_dataloader.dataset.indices=1000 > "$dir/fit.log" 2>&1
-}
-
-# job NAME CONFIG SEED [cfg-options...]: train, then evaluate; logs to
-# $WORK/NAME/seedN.log
-job() {
-    local name=$1 config=$2 seed=$3
-    shift 3
-    mkdir -p "$WORK/$name"
-    {
-        run "$name" "$config" "$seed" "$@" && \
-        evaluate "$name" "$seed" "$config" randomness.seed="$seed" "$@"
-    } > "$WORK/$name/seed$seed.log" 2>&1 || {
-        echo "[$(date +%H:%M:%S)] FAILED $name seed $seed ($WORK/$name/seed$seed.log)" >&2
-        return 1
-    }
-    echo "[$(date +%H:%M:%S)] done $name seed $seed"
-}
-
-# at most JOBS jobs at a time
-throttle() { while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done; }
-
-best_of() {  # best_of RUN...: the run with the highest final validation top-1
-    "$PYTHON" tools/experiments/collect_frskd_small_data.py "$WORK" --best "$@"
-}
+source tools/experiments/protocol_jobs.sh
 
 if [ "$STAGE" != compare ]; then
     for lr in $LRS; do
@@ -123,5 +84,6 @@ for seed in $SEEDS; do
         model.losses.loss_at.loss_weight="$BETA" &
 done
 wait
-"$PYTHON" tools/experiments/collect_frskd_small_data.py "$WORK" \
+"$PYTHON" tools/experiments/collect_paired_protocol.py "$WORK" \
+    --arm baseline 'ResNet-14 (CE)' --arm frskd 'ResNet-14 + FRSKD' \
     --selected "lr=$LR alpha=$ALPHA beta=$BETA"

@@ -1,5 +1,6 @@
-"""collect_frskd_small_data.py and compare_with_protocol.py on hand-written
-work dirs of the FRSKD small-data protocol."""
+"""collect_paired_protocol.py and compare_with_protocol.py on hand-written
+work dirs of a paired protocol (FRSKD's small-data, ReviewKD's short
+schedule)."""
 import importlib.util
 import json
 import math
@@ -21,7 +22,7 @@ def load(name):
 
 @pytest.fixture(scope='module')
 def collector():
-    return load('collect_frskd_small_data')
+    return load('collect_paired_protocol')
 
 
 def write_seed(root, run, seed, vals, test=None, fit=None, done=True):
@@ -52,7 +53,8 @@ def test_table_paired_interval_and_json(tmp_path, collector):
                    test=frskd_test[seed], fit=95.0)
     # an unfinished seed is left out of the validation column
     write_seed(tmp_path, 'frskd', 3, [50.0], done=False)
-    text = collector.table(str(tmp_path), 'lr=0.03')
+    arms = [('baseline', 'ResNet-14 (CE)'), ('frskd', 'ResNet-14 + FRSKD')]
+    text = collector.table(str(tmp_path), arms, 'FRSKD', 'lr=0.03')
     # differences 1, 2, 3: mean 2, sd 1, half-width t * 1 / sqrt(3)
     half = T_975_2 / math.sqrt(3)
     assert (f'test top-1 (%)): +2.00; better than the baseline of the same '
@@ -64,7 +66,7 @@ def test_table_paired_interval_and_json(tmp_path, collector):
     assert '| ResNet-14 + FRSKD | 3 | 83.00 ± 2.00 | 82.00 ± 1.00 | ' \
         '95.00 ± 0.00 |' in text
     assert 'seed2: 82.00 -> 85.00 (+3.00)' in text
-    result = collector.results_json(str(tmp_path), 'lr=0.03')
+    result = collector.results_json(str(tmp_path), arms, 'FRSKD', 'lr=0.03')
     assert result['test_comparison']['diffs'] == [1.0, 2.0, 3.0]
     assert result['test_comparison']['ci'] == pytest.approx(
         (2 - half, 2 + half))
@@ -94,3 +96,28 @@ def test_selection_reads_validation_only(tmp_path, collector):
         'select_baseline_lr0.03'
     with pytest.raises(SystemExit, match='no finished selection run'):
         collector.best_run(str(tmp_path), ['select_missing'])
+
+
+def test_arms_and_name_come_from_the_arguments(tmp_path, collector):
+    """Another method's arms: the table, the json and the demo's report name
+    that method, and the baseline is the first arm."""
+    for seed, (b, r) in enumerate([(84.0, 86.5), (85.0, 86.0)]):
+        write_seed(tmp_path, 'baseline', seed, [b], test=b, fit=b + 1)
+        write_seed(tmp_path, 'reviewkd', seed, [r], test=r, fit=r + 1)
+    arms = [('baseline', 'ResNet-20 (CE)'),
+            ('reviewkd', 'ResNet-20 + ReviewKD')]
+    text = collector.table(str(tmp_path), arms, 'ReviewKD')
+    assert '| ResNet-20 + ReviewKD | 2 | 86.25 ± 0.35 |' in text
+    assert 'Per seed (test top-1, baseline -> ReviewKD): seed0: 84.00 -> ' \
+        '86.50 (+2.50); seed1: 85.00 -> 86.00 (+1.00).' in text
+    result = collector.results_json(str(tmp_path), arms, 'ReviewKD')
+    assert (result['baseline'], result['method']) == ('baseline', 'reviewkd')
+    assert result['test_comparison']['diffs'] == [2.5, 1.0]
+    assert result['test_comparison']['wins'] == 2
+    demo = tmp_path / 'demo'
+    write_seed(demo, 'baseline', 1, [80.0], test=84.0)
+    write_seed(demo, 'reviewkd', 1, [81.0], test=85.25)
+    out = load('compare_with_protocol').report(str(demo), result, 'seed1')
+    assert 'ReviewKD - baseline +1.25 (this run, seed1)' in out
+    assert 'ReviewKD better on 2 of 2 seeds' in out
+    assert "the protocol's own seed1: +1.00" in out

@@ -1,13 +1,17 @@
-"""Results of tools/experiments/frskd_small_data.sh (FRSKD's small-data
-protocol on Fashion-MNIST, configs/frskd/README.md).
+"""Results of a paired protocol run by tools/experiments/paired_protocol.sh
+(FRSKD's small-data protocol, configs/frskd/README.md; ReviewKD's
+short-schedule protocol, configs/reviewkd/README.md).
 
-A run lives in ``<WORK>/<run>/seed<N>/``: MMEngine's training logs (the
-validation top-1 on 2,000 held-out training images every 5 epochs), and
-``test.json`` / ``fit.json``, the final checkpoint's top-1 on the 10,000 test
-images and on its own 1,000 training images (``tools/test.py --out``).
+A run lives in ``<WORK>/<arm>/seed<N>/``: MMEngine's training logs (the
+validation top-1 on held-out training images), and ``test.json`` /
+``fit.json``, the final checkpoint's top-1 on the 10,000 test images and on
+its own training subset (``tools/test.py --out``). The first ``--arm`` is the
+baseline; every other arm is compared with it seed by seed.
 
-    python tools/experiments/collect_frskd_small_data.py WORK [--readme F]
-    python tools/experiments/collect_frskd_small_data.py WORK --best RUN...
+    python tools/experiments/collect_paired_protocol.py WORK \
+        --arm baseline 'ResNet-14 (CE)' --arm frskd 'ResNet-14 + FRSKD' \
+        [--name FRSKD] [--selected TEXT] [--readme F --mark MARK]
+    python tools/experiments/collect_paired_protocol.py WORK --best RUN...
 
 ``--best`` prints the run (of those named, seed 100) with the highest
 final validation top-1: the selection step, which never reads test.json.
@@ -17,7 +21,7 @@ import glob
 import json
 import os.path as osp
 import sys
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
@@ -28,7 +32,7 @@ from mmkd.utils.training_logs import (load_run, replace_marked_block,  # noqa
                                       series)
 
 METRIC = 'accuracy/top1'
-ARMS = dict(baseline='ResNet-14 (CE)', frskd='ResNet-14 + FRSKD')
+Arms = List[Tuple[str, str]]  # (work-dir name, label); the first: baseline
 
 
 def final_val(seed_dir: str) -> Optional[float]:
@@ -74,8 +78,13 @@ def best_run(work: str, runs) -> str:
     return max(scores, key=scores.get)
 
 
-def table(work: str, selected: str = '') -> str:
-    results = {arm: collect_run(osp.join(work, arm)) for arm in ARMS}
+def table(work: str, arms: Arms, name: str, selected: str = '') -> str:
+    """The markdown block: one row per arm, the paired comparisons of the
+    test and validation top-1, the per-seed test values, the selection
+    runs."""
+    labels = dict(arms)
+    base, method = arms[0][0], arms[1][0]
+    results = {arm: collect_run(osp.join(work, arm)) for arm in labels}
     lines = []
     if selected:
         lines += [f'Selected on the validation split: {selected}.', '']
@@ -83,25 +92,24 @@ def table(work: str, selected: str = '') -> str:
         '| run | seeds | test top-1 (%) | validation top-1 (%) | '
         'training-subset top-1 (%) |', '| --- | :-: | :-: | :-: | :-: |'
     ]
-    for arm, label in ARMS.items():
+    for arm, label in arms:
         r = results[arm]
         lines.append(
             f"| {label} | {len(r['test'])} | {format_mean_std(list(r['test'].values()))} | "  # noqa: E501
             f"{format_mean_std(list(r['val'].values()))} | "
             f"{format_mean_std(list(r['fit'].values()))} |")
     lines.append('')
-    for split, name in (('test', 'test top-1 (%)'),
-                        ('val', 'validation top-1 (%)')):
-        arms = {arm: results[arm][split] for arm in ARMS}
-        lines += comparison_lines(arms, ARMS, 'baseline', name)
+    for split, metric in (('test', 'test top-1 (%)'),
+                          ('val', 'validation top-1 (%)')):
+        by_arm = {arm: results[arm][split] for arm in labels}
+        lines += comparison_lines(by_arm, labels, base, metric)
     per_seed = []
-    for seed in sorted(results['baseline']['test'], key=seed_key):
-        if seed in results['frskd']['test']:
-            b, f = results['baseline']['test'][seed], results['frskd'][
-                'test'][seed]
-            per_seed.append(f'{seed}: {b:.2f} -> {f:.2f} ({f - b:+.2f})')
+    for seed in sorted(results[base]['test'], key=seed_key):
+        if seed in results[method]['test']:
+            b, m = results[base]['test'][seed], results[method]['test'][seed]
+            per_seed.append(f'{seed}: {b:.2f} -> {m:.2f} ({m - b:+.2f})')
     if per_seed:
-        lines += ['', 'Per seed (test top-1, baseline -> FRSKD): ' +
+        lines += ['', f'Per seed (test top-1, baseline -> {name}): ' +
                   '; '.join(per_seed) + '.']
     selection = sorted(
         d for d in glob.glob(osp.join(work, 'select_*')) if osp.isdir(d))
@@ -114,38 +122,57 @@ def table(work: str, selected: str = '') -> str:
     return '\n'.join(lines) + '\n'
 
 
-def results_json(work: str, selected: str = '') -> dict:
+def results_json(work: str, arms: Arms, name: str,
+                 selected: str = '') -> dict:
     """Per arm and split the top-1 per seed, and the paired comparison of
-    the test top-1 (what the demo prints beside its own run)."""
-    runs = {arm: collect_run(osp.join(work, arm)) for arm in ARMS}
-    out = dict(selected=selected, runs=runs)
-    if runs['baseline']['test'] and runs['frskd']['test']:
+    the second arm's test top-1 with the baseline's (what the demo prints
+    beside its own run)."""
+    base, method = arms[0][0], arms[1][0]
+    runs = {arm: collect_run(osp.join(work, arm)) for arm, _ in arms}
+    out = dict(
+        selected=selected, baseline=base, method=method, method_name=name,
+        runs=runs)
+    if runs[base]['test'] and runs[method]['test']:
         out['test_comparison'] = paired_comparison(
-            runs['frskd']['test'], runs['baseline']['test'], unpaired='drop')
+            runs[method]['test'], runs[base]['test'], unpaired='drop')
     return out
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work')
+    parser.add_argument('--arm', nargs=2, action='append', default=[],
+                        metavar=('DIR', 'LABEL'),
+                        help='an arm (its work-dir name and its label); '
+                        'the first is the baseline')
+    parser.add_argument('--name', help='the method\'s short name (default: '
+                        'the second arm\'s label after its last "+ ")')
     parser.add_argument('--best', nargs='+', help='selection: print the '
                         'run with the best final validation top-1')
     parser.add_argument('--selected', default='',
                         help='the selected settings, for the table')
     parser.add_argument('--readme', help='write the table between the '
-                        'frskd-small-data markers of this file')
+                        'MARK markers of this file')
+    parser.add_argument('--mark', help='the README block name')
     args = parser.parse_args()
     if args.best:
         print(best_run(args.work, args.best))
         return
-    text = table(args.work, args.selected)
+    if len(args.arm) < 2:
+        parser.error('give at least two --arm: the baseline, then the method')
+    if args.readme and not args.mark:
+        parser.error('--readme needs --mark')
+    arms = [tuple(a) for a in args.arm]
+    name = args.name or arms[1][1].rsplit('+ ', 1)[-1]
+    text = table(args.work, arms, name, args.selected)
     print(text)
     with open(osp.join(args.work, 'results.md'), 'w') as f:
         f.write(text)
     with open(osp.join(args.work, 'results.json'), 'w') as f:
-        json.dump(results_json(args.work, args.selected), f, indent=1)
+        json.dump(results_json(args.work, arms, name, args.selected), f,
+                  indent=1)
     if args.readme:
-        replace_marked_block(args.readme, 'frskd-small-data', text)
+        replace_marked_block(args.readme, args.mark, text)
 
 
 if __name__ == '__main__':
