@@ -7,6 +7,7 @@ from mmengine.optim import OptimWrapper
 from torch import nn
 
 from mmkd.registry import OPTIM_WRAPPERS
+from .float32_mmcv_ops import float32_mmcv_ops
 
 #: Names accepted for ``dtype``.
 _DTYPES = {
@@ -79,7 +80,9 @@ class AutocastOptimWrapper(OptimWrapper):
     @contextmanager
     def optim_context(self, model: nn.Module):
         """Gradient-accumulation context of ``OptimWrapper`` plus autocast
-        on the model's device type."""
+        on the model's device type; mmcv's NMS and RoIAlign, which have no
+        bfloat16 kernels, compute in float32 (:func:`float32_mmcv_ops`)."""
         with super().optim_context(model), torch.autocast(
-                device_type=model_device_type(model), dtype=self.cast_dtype):
+                device_type=model_device_type(model),
+                dtype=self.cast_dtype), float32_mmcv_ops():
             yield
