@@ -39,19 +39,7 @@ FIT_INDICES=1000  # the training subset
 source tools/experiments/resumable_run.sh
 source tools/experiments/protocol_jobs.sh
 
-if [ "$STAGE" != compare ]; then
-    for lr in $LRS; do
-        throttle
-        job "select_baseline_lr$lr" "$CFG/resnet14_fashion-mnist-1k_baseline.py" 100 \
-            optim_wrapper.optimizer.lr="$lr" &
-    done
-    wait
-fi
-if [ -z "${LR:-}" ]; then
-    runs=(); for lr in $LRS; do runs+=("select_baseline_lr$lr"); done
-    LR=$(best_of "${runs[@]}" | sed 's/select_baseline_lr//')
-fi
-echo "baseline lr selected on the validation split: $LR"
+select_baseline_lr "$CFG/resnet14_fashion-mnist-1k_baseline.py"
 set -- $WEIGHTS
 if [ -z "${ALPHA:-}" ] && [ $# -eq 1 ]; then  # one candidate: nothing to select
     ALPHA=${1%,*} BETA=${1#*,}

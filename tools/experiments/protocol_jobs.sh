@@ -9,6 +9,9 @@
 #   throttle                                wait until fewer than JOBS run
 #   best_of RUN...                          the run with the best final
 #       validation top-1 (seed 100; the test set is never read)
+#   select_baseline_lr CONFIG               unless LR is set: train CONFIG
+#       at each lr of LRS (seed 100; not with STAGE=compare) and set LR to
+#       the best by final validation top-1
 
 evaluate() {  # evaluate NAME SEED CONFIG [cfg-options...]
     local name=$1 seed=$2 config=$3
@@ -44,4 +47,21 @@ throttle() { while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; do
 
 best_of() {
     "$PYTHON" tools/experiments/collect_paired_protocol.py "$WORK" --best "$@"
+}
+
+select_baseline_lr() {
+    local config=$1 lr runs=()
+    if [ -z "${LR:-}" ]; then
+        if [ "${STAGE:-all}" != compare ]; then
+            for lr in $LRS; do
+                throttle
+                job "select_baseline_lr$lr" "$config" 100 \
+                    optim_wrapper.optimizer.lr="$lr" &
+            done
+            wait
+        fi
+        for lr in $LRS; do runs+=("select_baseline_lr$lr"); done
+        LR=$(best_of "${runs[@]}" | sed 's/select_baseline_lr//')
+    fi
+    echo "baseline lr selected on the validation split: $LR"
 }

@@ -42,19 +42,7 @@ fi
 source tools/experiments/resumable_run.sh
 source tools/experiments/protocol_jobs.sh
 
-if [ "$STAGE" != compare ] && [ -z "${LR:-}" ]; then
-    for lr in $LRS; do
-        throttle
-        job "select_baseline_lr$lr" "$BASELINE" 100 \
-            optim_wrapper.optimizer.lr="$lr" &
-    done
-    wait
-fi
-if [ -z "${LR:-}" ]; then
-    runs=(); for lr in $LRS; do runs+=("select_baseline_lr$lr"); done
-    LR=$(best_of "${runs[@]}" | sed 's/select_baseline_lr//')
-fi
-echo "baseline lr selected on the validation split: $LR"
+select_baseline_lr "$BASELINE"
 [ "$STAGE" = select ] && exit 0
 
 for seed in $SEEDS; do
