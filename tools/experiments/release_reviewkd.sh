@@ -73,6 +73,7 @@ if [ -f "$TEACHER_DIR/done" ]; then
     "$PYTHON" tools/publish_model.py \
         "$(ls -t "$TEACHER_DIR"/best_accuracy_top1_epoch_*.pth | head -n 1)" \
         "$OUT/resnet56_fashion-mnist_teacher.pth"
+    cp "$(ls "$TEACHER_DIR"/*/*.log | tail -n 1)" "$OUT/resnet56_fashion-mnist_teacher.log"
 fi
 if [ -d "$SS/reviewkd" ]; then
     release "${SS_SEEDS:-0 1 2 3 4}" "$SS" reviewkd \
