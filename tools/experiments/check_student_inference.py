@@ -64,7 +64,9 @@ def main() -> int:
     print(f'top-1 on {len(labels)} test images (mmpretrain inferencer): '
           f'{100.0 * correct / len(labels):.2f}')
 
-    mmkd_types = sorted(mmkd_types_of(inferencer.cfg.model))
+    from mmengine.config import Config
+    mmkd_types = sorted(mmkd_types_of(Config.fromfile(
+        args.config, import_custom_modules=False).model))
     if mmkd_types:
         foreign = sorted({
             f'{type(m).__module__}.{type(m).__name__}'

@@ -115,6 +115,6 @@ echo
 echo "== the converted student, loaded by mmpretrain's inferencer =="
 "$PYTHON" tools/experiments/check_student_inference.py \
     "$WORK/$STUDENT.py" "$WORK/$STUDENT.pth" \
-    --data-root data/fashion_mnist ${CHECK_OPTS:-} 2>/dev/null
+    --data-root data/fashion_mnist ${CHECK_OPTS:-}
 secs=$(( $(date +%s) - start ))
 echo "demo finished in $((secs / 60)) min $((secs % 60)) s"
