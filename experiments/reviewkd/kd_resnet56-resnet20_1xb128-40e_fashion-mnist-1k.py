@@ -3,7 +3,7 @@
 # `--use-kl` option of the ReviewKD CIFAR code), the released teacher
 # (88.15 top-1, trained on the complete training set), on exactly the data,
 # lr and schedule of its baseline.
-_base_ = ['./resnet20_1xb128-20e_fashion-mnist-1k.py']
+_base_ = ['./resnet20_1xb128-40e_fashion-mnist-1k.py']
 
 model = dict(
     _delete_=True,

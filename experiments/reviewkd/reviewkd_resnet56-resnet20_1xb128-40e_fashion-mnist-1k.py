@@ -5,7 +5,7 @@
 # the released teacher, on exactly the data, lr and schedule of its
 # baseline.
 _base_ = [
-    './resnet20_1xb128-20e_fashion-mnist-1k.py',
+    './resnet20_1xb128-40e_fashion-mnist-1k.py',
     '../../configs/reviewkd/_base_/reviewkd_cifar.py'
 ]
 
@@ -28,5 +28,5 @@ model = dict(
     probe_input_shape=(1, 28, 28))
 
 custom_hooks = [
-    dict(type='mmkd.DistillLossWarmupHook', warmup=13, by_epoch=False)
+    dict(type='mmkd.DistillLossWarmupHook', warmup=27, by_epoch=False)
 ]
