@@ -5,20 +5,18 @@
 #   1. selection, on the validation split only (5,000 training images
 #      50,000-54,999), never the test set:
 #      a. the baseline's lr from LRS (default "0.05 0.1 0.2"), seed 100;
-#      b. the method from METHODS (default "kd"; "kd reviewkd" to choose):
-#         each method and the baseline at that lr for the seeds PILOT_SEEDS
-#         (default "100 101 102"); the method with the best mean final
-#         validation top-1 is compared;
-#   2. comparison: the CE baseline and the selected method at the selected lr
-#      for SEEDS (default "0 1 2 3 4"), each tested once at the end on the
+#      b. a pilot: the baseline and KD at that lr for the seeds PILOT_SEEDS
+#         (default "100 101 102"), to see the gain against the spread;
+#   2. comparison: the CE baseline and KD at the selected lr for SEEDS (default "0 1 2 3 4"), each tested once at the end on the
 #      10,000 test images and on its own 1,000 training images (fit);
 #   3. the results (tools/experiments/collect_paired_protocol.py), written
-#      into configs/kd/README.md unless README=0.
+#      into configs/kd/README.md, with every run's training log and test/fit
+#      json copied to model_zoo/kd/fashion-mnist-1k/, unless README=0.
 #
 #   bash tools/experiments/few_label.sh
 #
 # Environment: PYTHON, WORK (default work_dirs/few_label), SEEDS, LRS, LR
-# and METHOD (skip a selection), METHODS, PILOT_SEEDS, JOBS (default 2:
+# (skip the selection), PILOT_SEEDS, JOBS (default 2:
 # trainings at a time, one thread each), STAGE (select|compare|all, default
 # all). Finished runs are skipped and interrupted ones resume, so the script
 # can simply be restarted.
@@ -31,16 +29,12 @@ fi
 WORK=${WORK:-work_dirs/few_label}
 SEEDS=${SEEDS:-"0 1 2 3 4"}
 LRS=${LRS:-"0.05 0.1 0.2"}
-METHODS=${METHODS:-kd}
 PILOT_SEEDS=${PILOT_SEEDS:-"100 101 102"}
 JOBS=${JOBS:-2}
 STAGE=${STAGE:-all}
 CFG=experiments/reviewkd
 BASELINE="$CFG/resnet20_1xb128-40e_fashion-mnist-1k.py"
-declare -A CONFIGS=(
-    [kd]="$CFG/kd_resnet56-resnet20_1xb128-40e_fashion-mnist-1k.py"
-    [reviewkd]="$CFG/reviewkd_resnet56-resnet20_1xb128-40e_fashion-mnist-1k.py")
-declare -A LABELS=([kd]='ResNet-20 + KD' [reviewkd]='ResNet-20 + ReviewKD')
+KD="$CFG/kd_resnet56-resnet20_1xb128-40e_fashion-mnist-1k.py"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 OPTS=()
 FIT_INDICES=1000  # the training subset
@@ -52,43 +46,34 @@ source tools/experiments/resumable_run.sh
 source tools/experiments/protocol_jobs.sh
 
 select_baseline_lr "$BASELINE"
-if [ -z "${METHOD:-}" ]; then
-    if [ "$STAGE" != compare ]; then
-        # the baseline's pilot seeds: seed 100 is its lr-selection run
-        mkdir -p "$WORK/select_baseline"
-        ln -sfn "../select_baseline_lr$LR/seed100" "$WORK/select_baseline/seed100"
-        for seed in $PILOT_SEEDS; do
-            [ -e "$WORK/select_baseline/seed$seed" ] && continue
-            throttle
+if [ "$STAGE" != compare ]; then
+    # the baseline's pilot seeds: seed 100 is its lr-selection run
+    mkdir -p "$WORK/select_baseline"
+    ln -sfn "../select_baseline_lr$LR/seed100" "$WORK/select_baseline/seed100"
+    for seed in $PILOT_SEEDS; do
+        throttle
+        [ -e "$WORK/select_baseline/seed$seed" ] ||
             job select_baseline "$BASELINE" "$seed" optim_wrapper.optimizer.lr="$LR" &
-        done
-        for method in $METHODS; do
-            for seed in $PILOT_SEEDS; do
-                throttle
-                job "select_$method" "${CONFIGS[$method]}" "$seed" \
-                    optim_wrapper.optimizer.lr="$LR" &
-            done
-        done
-        wait
-    fi
-    runs=(); for method in $METHODS; do runs+=("select_$method"); done
-    METHOD=$(best_of "${runs[@]}" | sed 's/select_//')
+        throttle
+        job select_kd "$KD" "$seed" optim_wrapper.optimizer.lr="$LR" &
+    done
+    wait
 fi
-echo "method selected on the validation split: $METHOD"
 [ "$STAGE" = select ] && exit 0
 
 for seed in $SEEDS; do
     throttle
     job baseline "$BASELINE" "$seed" optim_wrapper.optimizer.lr="$LR" &
     throttle
-    job "$METHOD" "${CONFIGS[$METHOD]}" "$seed" optim_wrapper.optimizer.lr="$LR" &
+    job kd "$KD" "$seed" optim_wrapper.optimizer.lr="$LR" &
 done
 wait
 README_ARGS=()
 if [ "${README:-1}" = 1 ]; then
-    README_ARGS=(--readme configs/kd/README.md --mark few-label)
+    README_ARGS=(--readme configs/kd/README.md --mark few-label
+                 --release model_zoo/kd/fashion-mnist-1k)
 fi
 "$PYTHON" tools/experiments/collect_paired_protocol.py "$WORK" \
-    --arm baseline 'ResNet-20 (CE)' --arm "$METHOD" "${LABELS[$METHOD]}" \
-    --selected "baseline lr $LR (from ${LRS// / / }); method $METHOD (from ${METHODS// / / }, mean over seeds ${PILOT_SEEDS// /, })" \
+    --arm baseline 'ResNet-20 (CE)' --arm kd 'ResNet-20 + KD' \
+    --selected "baseline lr $LR (from ${LRS// / / }); KD: T 4, weight 1 (not selected)" \
     ${README_ARGS[@]+"${README_ARGS[@]}"}
