@@ -132,6 +132,7 @@ def train_one_iteration(cfg_file: str, work_dir: str):
     return runner, osp.join(work_dir, 'iter_1.pth')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', CITYSCAPES)
 def test_cityscapes_config_trains_one_iteration(tmp_path, name):
     runner, ckpt = train_one_iteration(
@@ -152,8 +153,56 @@ def test_cityscapes_config_trains_one_iteration(tmp_path, name):
                                for k in student)
 
 
+@pytest.mark.slow
 def test_nuclei_config_trains_one_iteration(tmp_path):
     train_one_iteration(nuclei_config(tmp_path), str(tmp_path / 'work'))
+
+
+def test_train_step_of_the_built_config(tmp_path):
+    """The DeepLabV3 config's distiller (tiny teacher, small queues) and
+    optimizer wrapper, one ``train_step`` on a hand-made batch, without a
+    Runner: the student and the projection head change, the teacher does
+    not, the queues receive the batch."""
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from mmkd.registry import MODELS
+    cfg = Config.fromfile(cityscapes_config(tmp_path, CITYSCAPES[0]))
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.train()
+    ow = build_optim_wrapper(model, cfg.optim_wrapper)
+    g = torch.Generator().manual_seed(0)
+    samples = []
+    for _ in range(2):
+        sample = SegDataSample(
+            metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64)))
+        label = torch.randint(0, 19, (1, 64, 64), generator=g)
+        label[:, -8:] = 255
+        sample.gt_sem_seg = PixelData(data=label)
+        samples.append(sample)
+    data = dict(
+        inputs=[torch.randint(0, 256, (3, 64, 64), generator=g,
+                              dtype=torch.uint8) for _ in range(2)],
+        data_samples=samples)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    log = model.train_step(data, ow)
+    for key in ('distill.loss_kd', 'distill.loss_minibatch',
+                'distill.loss_memory'):
+        assert torch.isfinite(log[key]) and log[key] > 0, key
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith('student.backbone') for k in changed)
+    assert any(k.startswith(PREFIX + 'project.3') for k in changed)
+    for k in QUEUES:
+        assert PREFIX + k in changed, k
+    for k, v in model.teacher.state_dict().items():
+        assert torch.equal(v, teacher[k]), k
 
 
 def test_config_sizes():
