@@ -18,7 +18,6 @@ model = dict(
         checkpoint='checkpoints/deeplabv3_r101-d8_4xb2-80k_cityscapes.pth'))
 
 optim_wrapper = dict(optimizer=dict(lr=0.02, weight_decay=1e-4))
-param_scheduler = [
-    dict(type='PolyLR', eta_min=0., power=0.9, by_epoch=False)
-]  # no `end`: MMEngine ends it at train_cfg.max_iters
+param_scheduler = [dict(type='PolyLR', eta_min=0., power=0.9, by_epoch=False)
+                   ]  # no `end`: MMEngine ends it at train_cfg.max_iters
 train_cfg = dict(max_iters=40000)

@@ -5,7 +5,6 @@ student, and a run killed and resumed that ends with the queues of an
 uninterrupted one."""
 import os
 import os.path as osp
-import subprocess
 import sys
 
 import numpy as np
@@ -23,8 +22,7 @@ CITYSCAPES = [
     'cirkd_deeplabv3-r101_pspnet-r18-d8_8xb2-40k_cityscapes-512x1024.py'
 ]
 NUCLEI = 'cirkd_pspnet_r34-r18-d8_1xb8-450iter_stardist-64x64.py'
-QUEUES = ('pixel_queue', 'pixel_queue_ptr', 'region_queue',
-          'region_queue_ptr')
+QUEUES = ('pixel_queue', 'pixel_queue_ptr', 'region_queue', 'region_queue_ptr')
 PREFIX = 'connectors.cirkd_memory.'
 # small queues for the tiny runs (the configs' own sizes are checked in
 # test_config_sizes)
@@ -77,10 +75,10 @@ def nuclei_config(tmp_path) -> str:
         for i in range(n):
             mask = (rng.random((16, 16)) < 0.3).repeat(8, 0).repeat(8, 1)
             img = (20 + 40 * mask + rng.normal(0, 5, mask.shape)).clip(0, 78)
-            Image.fromarray(img.astype(np.uint8)).save(
-                root / 'img_dir' / split / f'tile{i}.png')
-            Image.fromarray(mask.astype(np.uint8)).save(
-                root / 'ann_dir' / split / f'tile{i}.png')
+            Image.fromarray(img.astype(np.uint8)).save(root / 'img_dir' /
+                                                       split / f'tile{i}.png')
+            Image.fromarray(mask.astype(np.uint8)).save(root / 'ann_dir' /
+                                                        split / f'tile{i}.png')
     teacher_cfg = osp.join(ROOT, 'experiments', 'skd',
                            'pspnet_r34-d8_1xb8-900iter_stardist-64x64.py')
     teacher_ckpt = save_random_teacher(teacher_cfg,
@@ -110,10 +108,7 @@ def train_one_iteration(cfg_file: str, work_dir: str):
     cfg.work_dir = work_dir
     runner = Runner.from_cfg(cfg)
     model = runner.model
-    before = {
-        k: v.clone()
-        for k, v in model.state_dict().items()
-    }
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     runner.train()
     after = model.state_dict()
@@ -186,8 +181,10 @@ def test_train_step_of_the_built_config(tmp_path):
         sample.gt_sem_seg = PixelData(data=label)
         samples.append(sample)
     data = dict(
-        inputs=[torch.randint(0, 256, (3, 64, 64), generator=g,
-                              dtype=torch.uint8) for _ in range(2)],
+        inputs=[
+            torch.randint(0, 256, (3, 64, 64), generator=g, dtype=torch.uint8)
+            for _ in range(2)
+        ],
         data_samples=samples)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
@@ -210,8 +207,8 @@ def test_config_sizes():
     setting's, and every contrast set fits its queue."""
     from mmengine.config import Config
     for name in CITYSCAPES + [NUCLEI]:
-        mem = Config.fromfile(osp.join(CFG_DIR, name)).model.connectors[
-            'cirkd_memory']
+        mem = Config.fromfile(osp.join(CFG_DIR,
+                                       name)).model.connectors['cirkd_memory']
         K = mem.num_classes
         assert mem.pixel_contrast_size == 4096 // K + 1
         assert mem.region_contrast_size == 1024 // K + 1
@@ -219,7 +216,7 @@ def test_config_sizes():
         assert mem.region_contrast_size <= mem.region_memory_size
         if K == 19:
             assert (mem.pixel_memory_size, mem.region_memory_size) == (20000,
-                                                                      2000)
+                                                                       2000)
 
 
 def test_config_without_labels_fails_at_build(tmp_path):
@@ -228,8 +225,7 @@ def test_config_without_labels_fails_at_build(tmp_path):
     from mmengine.config import Config
 
     from mmkd.registry import MODELS
-    cfg = Config.fromfile(
-        cityscapes_config(tmp_path, CITYSCAPES[0]))
+    cfg = Config.fromfile(cityscapes_config(tmp_path, CITYSCAPES[0]))
     cfg.model.losses.loss_memory.inputs.pop('gt')
     with pytest.raises(ValueError, match="map its `gt` argument"):
         MODELS.build(cfg.model)

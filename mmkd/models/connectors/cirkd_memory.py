@@ -67,8 +67,8 @@ class CIRKDMemory(BaseModule):
       ``randperm(n_c)[:k]`` and indexes the image's *flattened* embedding
       with it, i.e. ``k`` random positions among the first ``n_c`` pixels
       of the image in raster order, whatever their class.
-    * ``'class'``: ``k`` random pixels of class ``c`` (what the paper
-      describes).
+    * ``'class'``: ``k`` random pixels of class ``c`` (class-wise pixel
+      queues; docs/en/methods.md#cirkd-code-notes).
 
     The random choice draws one uniform key per pixel from torch's global
     generator (which MMEngine seeds; the exact-resume loops restore it) and
@@ -79,8 +79,7 @@ class CIRKDMemory(BaseModule):
 
     The enqueue is vectorised over classes and pixels, with a Python loop
     over the (gathered) images, since the pointer of a class moves from one
-    image to the next; the authors loop over images, classes and pixels'
-    classes.
+    image to the next; the authors loop over images and classes.
 
     Args:
         in_channels (int): Student embedding channels (inferred).
@@ -165,9 +164,10 @@ class CIRKDMemory(BaseModule):
             if value < 1:
                 raise ValueError(
                     f'CIRKDMemory: {name} must be >= 1, got {value}')
-        for kind, memory, contrast in (
-                ('pixel', pixel_memory_size, pixel_contrast_size),
-                ('region', region_memory_size, region_contrast_size)):
+        for kind, memory, contrast in (('pixel', pixel_memory_size,
+                                        pixel_contrast_size),
+                                       ('region', region_memory_size,
+                                        region_contrast_size)):
             if memory < contrast:
                 raise ValueError(
                     f'CIRKDMemory: {kind}_memory_size={memory} is smaller '
@@ -183,10 +183,10 @@ class CIRKDMemory(BaseModule):
                 'pixels one image can enqueue per class; raise it.')
 
     # ------------------------------------------------------------ forward
-    def forward(self,
-                x: Tensor,
-                out_sizes: Optional[Sequence[int]] = None
-                ) -> Dict[str, object]:
+    def forward(
+            self,
+            x: Tensor,
+            out_sizes: Optional[Sequence[int]] = None) -> Dict[str, object]:
         """Project the student embedding.
 
         Args:
@@ -303,8 +303,7 @@ class CIRKDMemory(BaseModule):
             rows = c[:, None].expand(-1, F_)[keep]
             cols = (first[:, None] + slot[None])[keep]
             self.pixel_queue[rows, cols] = chosen[start:stop][keep]
-            self.pixel_queue_ptr[c] = torch.where(wrap,
-                                                  torch.zeros_like(ptr),
+            self.pixel_queue_ptr[c] = torch.where(wrap, torch.zeros_like(ptr),
                                                   ptr + kb)
             start = stop
 

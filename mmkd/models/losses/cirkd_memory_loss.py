@@ -1,7 +1,6 @@
 """CIRKD memory-based pixel-to-pixel and pixel-to-region distillation."""
 from typing import Optional, Tuple
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -115,8 +114,8 @@ class CIRKDMemoryLoss(nn.Module):
         return kl / logits_S.shape[0] * T**2
 
     def relation_kl(self, embed_S: Tensor, embed_T: Tensor, labels: Tensor,
-                    contrast: Tuple[Tensor, Tensor],
-                    ignore_index: int) -> Tensor:
+                    contrast: Tuple[Tensor,
+                                    Tensor], ignore_index: int) -> Tensor:
         """The weighted KL terms on given contrast sets.
 
         Args:

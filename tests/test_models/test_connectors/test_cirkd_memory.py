@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from mmkd.models.connectors import CIRKDMemory
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+ROOT = osp.dirname(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 BUFFERS = ('pixel_queue', 'pixel_queue_ptr', 'region_queue',
            'region_queue_ptr')
 
@@ -33,8 +33,7 @@ def make_memory(sampling='authors', **kw):
     return CIRKDMemory(**args).double()
 
 
-def enqueue_reference(state, keys_T, labels, keys, sampling, freq,
-                      ignore=255):
+def enqueue_reference(state, keys_T, labels, keys, sampling, freq, ignore=255):
     """The authors' ``_dequeue_and_enqueue``: images in order, classes in
     ascending order; their ``randperm(n)[:K]`` is the K smallest keys among
     the candidates (positions 0..n-1 of the image for 'authors', the
@@ -66,8 +65,8 @@ def enqueue_reference(state, keys_T, labels, keys, sampling, freq,
 
 def batch(seed, B=2, h=3, w=4, K=3, ignore_frac=0.25):
     g = torch.Generator().manual_seed(seed)
-    t = F.normalize(torch.randn(B, 4, h, w, generator=g,
-                                dtype=torch.float64), dim=1)
+    t = F.normalize(
+        torch.randn(B, 4, h, w, generator=g, dtype=torch.float64), dim=1)
     labels = torch.randint(0, K, (B, h, w), generator=g)
     labels[torch.rand(B, h, w, generator=g) < ignore_frac] = 255
     keys = torch.rand(B, h * w, generator=g)
@@ -85,8 +84,8 @@ def test_enqueue_matches_authors_loops_over_steps(sampling):
         t, labels, keys = batch(step)
         memory.enqueue(t, labels, keys)
         new = enqueue_reference(state, t, labels, keys, sampling, 4)
-        wrapped |= bool((new['pixel_queue_ptr'] <
-                         state['pixel_queue_ptr']).any())
+        wrapped |= bool((new['pixel_queue_ptr']
+                         < state['pixel_queue_ptr']).any())
         state = new
         for k in BUFFERS:
             got = getattr(memory, k)
@@ -137,7 +136,8 @@ def test_ignored_pixels_absent_classes_and_ignored_images():
     t[1] = marker[:, None, None]
     memory.enqueue(t, labels)
     for q in (memory.pixel_queue, memory.region_queue):
-        assert not torch.isclose(q @ marker, torch.ones((), dtype=torch.float64)).any()
+        assert not torch.isclose(q @ marker, torch.ones(
+            (), dtype=torch.float64)).any()
     # the authors' choice: positions 0..5 of image 0 for class 1's 6
     # pixels, which include ignored ones
     authors = make_memory('authors')
@@ -171,8 +171,10 @@ def test_buffers_in_state_dict_and_restored():
 
 
 def test_bad_sizes_fail_at_build():
-    with pytest.raises(ValueError, match='pixel_memory_size=100 is smaller '
-                       'than pixel_contrast_size=216'):
+    with pytest.raises(
+            ValueError,
+            match='pixel_memory_size=100 is smaller '
+            'than pixel_contrast_size=216'):
         make_memory(pixel_memory_size=100, pixel_contrast_size=216)
     with pytest.raises(ValueError, match='region_memory_size=3 is smaller'):
         make_memory(region_contrast_size=4)
@@ -199,13 +201,15 @@ def test_queue_bytes_at_the_papers_sizes_match_benchmark_doc():
         doc = f.read()
     section = doc[doc.index('## CIRKD memory'):]
     stated = {
-        key: int(re.search(rf'`{key}`[^|]*\| ([\d,]+) B', section).group(
-            1).replace(',', ''))
+        key:
+        int(
+            re.search(rf'`{key}`[^|]*\| ([\d,]+) B',
+                      section).group(1).replace(',', ''))
         for key in BUFFERS
     }
     assert stated == nbytes
-    total = int(re.search(r'in all ([\d,]+) B', section).group(1).replace(
-        ',', ''))
+    total = int(
+        re.search(r'in all ([\d,]+) B', section).group(1).replace(',', ''))
     assert total == sum(nbytes.values())
 
 
@@ -219,8 +223,8 @@ def _ddp_worker(rank, tmp):
         for step in range(3):
             t, labels, _ = batch(10 * step + rank)  # each rank its images
             memory.enqueue(t, labels)
-        torch.save({k: getattr(memory, k) for k in BUFFERS},
-                   osp.join(tmp, f'rank{rank}.pth'))
+        torch.save({k: getattr(memory, k)
+                    for k in BUFFERS}, osp.join(tmp, f'rank{rank}.pth'))
     finally:
         dist.destroy_process_group()
 
@@ -239,8 +243,8 @@ def test_two_gloo_processes_hold_identical_queues(tmp_path):
     torch.manual_seed(100)
     for step in range(3):
         parts = [batch(10 * step + r) for r in range(2)]
-        single.enqueue(torch.cat([p[0] for p in parts]),
-                       torch.cat([p[1] for p in parts]))
+        single.enqueue(
+            torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
     for k in BUFFERS:
         assert torch.equal(r0[k], r1[k]), k
         assert torch.equal(r0[k], getattr(single, k)), k

@@ -44,10 +44,11 @@ def minibatch_reference(feat_S, feat_T, tau, pooling):
                                               (0.2, True, (5, 3))])
 def test_minibatch_matches_authors_loop(tau, pooling, size):
     g = torch.Generator().manual_seed(0)
-    s = torch.randn(3, 4, *size, generator=g, dtype=torch.float64,
-                    requires_grad=True)
-    t = torch.randn(3, 6, *size, generator=g, dtype=torch.float64,
-                    requires_grad=True)  # other channels: N x N maps
+    s = torch.randn(
+        3, 4, *size, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(
+        3, 6, *size, generator=g, dtype=torch.float64,
+        requires_grad=True)  # other channels: N x N maps
     loss = CIRKDMiniBatchLoss(tau=tau, pooling=pooling, loss_weight=2.)(s, t)
     ref = 2. * minibatch_reference(s, t.detach(), tau, pooling)
     assert rel(loss, ref) <= 1e-10
@@ -86,15 +87,23 @@ def make_memory(D=5, K=3, dtype=torch.float64, **kw):
     return CIRKDMemory(**args).to(dtype)
 
 
-def memory_kl_reference(s, t, labels, pixel_queue, region_queue, pixel_idx,
-                        region_idx, tau, T, ignore=255):
+def memory_kl_reference(s,
+                        t,
+                        labels,
+                        pixel_queue,
+                        region_queue,
+                        pixel_idx,
+                        region_idx,
+                        tau,
+                        T,
+                        ignore=255):
     """The authors' forward after the enqueue, pixel by pixel: contrast set
     of class-by-class slots, logits s.x / tau, KL at T, batchmean, T^2."""
     B, D, h, w = s.shape
-    X_p = torch.cat([pixel_queue[c, pixel_idx] for c in range(
-        pixel_queue.shape[0])])
-    X_r = torch.cat([region_queue[c, region_idx] for c in range(
-        region_queue.shape[0])])
+    X_p = torch.cat(
+        [pixel_queue[c, pixel_idx] for c in range(pixel_queue.shape[0])])
+    X_r = torch.cat(
+        [region_queue[c, region_idx] for c in range(region_queue.shape[0])])
     out = []
     for X in (X_p, X_r):
         total, M = s.new_zeros(()), 0
@@ -124,10 +133,12 @@ def test_memory_kl_matches_authors_formula(T):
         torch.randn(2, 5, 3, 4, generator=g, dtype=torch.float64), dim=1)
     labels = torch.randint(0, 3, (2, 3, 4), generator=g)
     labels[0, 0] = 255
-    pixel_idx, region_idx = torch.tensor([7, 0, 3, 11, 5]), torch.tensor(
-        [4, 1, 2])
+    pixel_idx, region_idx = torch.tensor([7, 0, 3, 11,
+                                          5]), torch.tensor([4, 1, 2])
     loss_fn = CIRKDMemoryLoss(
-        pixel_weight=0.3, region_weight=0.7, contrast_temperature=0.1,
+        pixel_weight=0.3,
+        region_weight=0.7,
+        contrast_temperature=0.1,
         kd_temperature=T)
     loss = loss_fn.relation_kl(s, t, labels,
                                memory.contrast(pixel_idx, region_idx), 255)
@@ -152,8 +163,8 @@ def test_memory_forward_enqueues_then_contrasts():
     loss_fn = CIRKDMemoryLoss()
     g = torch.Generator().manual_seed(2)
     x = torch.randn(2, 4, 3, 4, generator=g, dtype=torch.float64)
-    t_raw = torch.randn(2, 5, 3, 4, generator=g, dtype=torch.float64,
-                        requires_grad=True)
+    t_raw = torch.randn(
+        2, 5, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
     gt = torch.randint(0, 3, (2, 12, 16), generator=g)
     gt[1, :4] = 255
     before = copy.deepcopy(memory)
@@ -188,8 +199,9 @@ def test_memory_all_ignored_batch():
     before = copy.deepcopy(memory)
     x = torch.randn(2, 4, 3, 4, dtype=torch.float64, requires_grad=True)
     gt = torch.full((2, 6, 8), 255)
-    loss = CIRKDMemoryLoss()(memory(x)['embed'], torch.randn(
-        2, 5, 3, 4, dtype=torch.float64), memory, gt)
+    loss = CIRKDMemoryLoss()(memory(x)['embed'],
+                             torch.randn(2, 5, 3, 4, dtype=torch.float64),
+                             memory, gt)
     assert loss.item() == 0
     loss.backward()
     assert x.grad is not None and x.grad.abs().sum() == 0
