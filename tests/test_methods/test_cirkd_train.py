@@ -200,6 +200,14 @@ def test_train_step_of_the_built_config(tmp_path):
         assert PREFIX + k in changed, k
     for k, v in model.teacher.state_dict().items():
         assert torch.equal(v, teacher[k]), k
+    # the converted student has no queue
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    try:
+        from convert_to_student import student_state_dict
+    finally:
+        sys.path.pop(0)
+    student = student_state_dict(after)
+    assert student and not any('queue' in k for k in student)
 
 
 def test_config_sizes():
@@ -228,6 +236,19 @@ def test_config_without_labels_fails_at_build(tmp_path):
     cfg = Config.fromfile(cityscapes_config(tmp_path, CITYSCAPES[0]))
     cfg.model.losses.loss_memory.inputs.pop('gt')
     with pytest.raises(ValueError, match="map its `gt` argument"):
+        MODELS.build(cfg.model)
+
+
+def test_embeddings_no_projection_can_match_fail_at_build(tmp_path):
+    """A teacher embedding of another resolution (the first backbone
+    stage, output stride 4, against the student's 8): the 1x1 projection
+    cannot match it, and the model does not build."""
+    from mmengine.config import Config
+
+    from mmkd.registry import MODELS
+    cfg = Config.fromfile(cityscapes_config(tmp_path, CITYSCAPES[0]))
+    cfg.model.taps.t_feat = dict(path='teacher.backbone', index=0)
+    with pytest.raises(ValueError, match='cannot match them'):
         MODELS.build(cfg.model)
 
 
