@@ -48,9 +48,10 @@ class CIRKDMemory(BaseModule):
     takes the batch's L2-normalised teacher embeddings and labels at the
     embedding resolution; under DDP it first gathers those of every process
     (the authors' ``concat_all_gather``), so every process writes the same
-    values and the queues stay identical. Then, for every image in rank
-    order and every class ``c`` present in it (``ignore_index`` never
-    enqueues anything):
+    values and the queues stay identical (the processes' batches must have
+    the same shape, as with mmseg's ``InfiniteSampler``). Then, for every
+    image in rank order and every class ``c`` present in it (a pixel
+    labelled ``ignore_index`` counts for no class):
 
     * region: the normalised mean embedding of ``c``'s pixels goes to slot
       ``region_queue_ptr[c]``, which advances by 1 modulo the size;
