@@ -4,6 +4,8 @@ from .conv_connector import ConvConnector
 from .bifpn import BiFPN
 from .bifpnc import BiFPNc
 from .bifpn_seg import BiFPNSeg
+from .mgd_connector import MGDConnector
 __all__ = [
-    'ABF', 'ReviewKDConnector', 'ConvConnector', 'BiFPN', 'BiFPNc', 'BiFPNSeg'
+    'ABF', 'ReviewKDConnector', 'ConvConnector', 'BiFPN', 'BiFPNc', 'BiFPNSeg',
+    'MGDConnector'
 ]
