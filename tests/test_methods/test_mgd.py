@@ -13,6 +13,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.registry import init_default_scope
 
+from mmkd.models.utils import load_model_config
 from mmkd.registry import MODELS
 from mmkd.testing import make_cityscapes, make_coco, make_cub
 from mmkd.testing.task_configs import (cifar_classifier, cls_config,
@@ -21,8 +22,8 @@ from mmkd.testing.task_configs import (cifar_classifier, cls_config,
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tests', 'test_tools'))
-from test_train_distill import (check_loads_without_mmkd, run,  # noqa: E402
-                                save_random_teacher)
+from test_train_distill import check_loads_without_mmkd  # noqa: E402
+from test_train_distill import run, save_random_teacher  # noqa: E402
 
 CONFIGS = osp.join(ROOT, 'configs', 'mgd')
 CLS = 'mgd_resnet34-resnet18_8xb32_in1k.py'
@@ -43,21 +44,25 @@ def _one_thread():
 # cls/configs/distillers/mgd/res34_distill_res18_img.py, det/.../retina_rx101_
 # 64x4d_distill_retina_r50_fpn_2x_coco.py, seg/.../psp_r101_distill_{psp,
 # deepv3}_r18_40k_512x512_city.py
-SETTINGS = [(CLS, 7e-5, 0.15, 'channel'), (DET, 2e-5, 0.65, 'spatial'),
-            (PSP, 2e-5, 0.75, 'spatial'), (DLV3, 2e-5, 0.75, 'spatial')]
+SETTINGS = [(CLS, 7e-5, 0.15, 'channel', ('ResNet', 34)),
+            (DET, 2e-5, 0.65, 'spatial', ('ResNeXt', 101)),
+            (PSP, 2e-5, 0.75, 'spatial', ('ResNetV1c', 101)),
+            (DLV3, 2e-5, 0.75, 'spatial', ('ResNetV1c', 101))]
 
 
-@pytest.mark.parametrize('name,alpha,lam,mask_type', SETTINGS)
-def test_config_settings_are_the_authors(name, alpha, lam, mask_type):
+@pytest.mark.parametrize('name,alpha,lam,mask_type,teacher', SETTINGS)
+def test_config_settings_are_the_authors(name, alpha, lam, mask_type, teacher):
     path = osp.join(CONFIGS, name)
     assert len(open(path).read().strip().splitlines()) <= 30
     cfg = Config.fromfile(path)
+    backbone = load_model_config(cfg.model.teacher.config).model.backbone
+    assert (backbone.type, backbone.depth) == teacher
     mgd = cfg.model.connectors.mgd
     loss = cfg.model.losses.loss_mgd
-    assert (mgd.type, mgd.mask_ratio, mgd.get('mask_type', 'spatial')) == (
-        'MGDConnector', lam, mask_type)
-    assert (loss.type, loss.alpha, loss.get('loss_weight', 1.0)) == (
-        'MGDLoss', alpha, 1.0)
+    got = (mgd.type, mgd.mask_ratio, mgd.get('mask_type', 'spatial'))
+    assert got == ('MGDConnector', lam, mask_type)
+    got = (loss.type, loss.alpha, loss.get('loss_weight', 1.0))
+    assert got == ('MGDLoss', alpha, 1.0)
     assert loss.inputs == dict(preds_S='mgd', preds_T=mgd.targets)
     if name == DET:
         # init_student=True: neck and head from the teacher's checkpoint
@@ -85,11 +90,11 @@ def _distiller(ckpt, taps, inputs, targets, preds_T=None):
             teacher=dict(model=cifar_classifier(8), checkpoint=ckpt),
             taps=taps,
             connectors=dict(
-                mgd=dict(type='MGDConnector', inputs=inputs,
-                         targets=targets)),
+                mgd=dict(type='MGDConnector', inputs=inputs, targets=targets)),
             losses=dict(
                 loss_mgd=dict(
-                    type='MGDLoss', alpha=2e-5,
+                    type='MGDLoss',
+                    alpha=2e-5,
                     inputs=dict(preds_S='mgd', preds_T=preds_T or targets))),
             probe_input_shape=(1, 16, 16)))
 
@@ -97,12 +102,16 @@ def _distiller(ckpt, taps, inputs, targets, preds_T=None):
 def test_bad_wiring_fails_at_build_with_the_fix(tmp_path):
     ckpt = save_cifar_teacher(tmp_path / 'teacher.pth')
     taps = dict(
-        s1='student.backbone.layer1', s2='student.backbone.layer2',
-        t1='teacher.backbone.layer1', t2='teacher.backbone.layer2',
+        s1='student.backbone.layer1',
+        s2='student.backbone.layer2',
+        t1='teacher.backbone.layer1',
+        t2='teacher.backbone.layer2',
         t3='teacher.backbone.layer3')
     # student stage 2 (8x8) against teacher stage 3 (4x4)
-    with pytest.raises(ValueError, match='tap a student and a teacher level '
-                       'of the same stride'):
+    with pytest.raises(
+            ValueError,
+            match='tap a student and a teacher level '
+            'of the same stride'):
         _distiller(ckpt, taps, 's2', 't3')
     with pytest.raises(ValueError, match='same number of taps'):
         _distiller(ckpt, taps, ['s1', 's2'], ['t1', 't2', 't3'])
@@ -112,7 +121,7 @@ def test_bad_wiring_fails_at_build_with_the_fix(tmp_path):
     model = _distiller(ckpt, taps, ['s1', 's2'], ['t1', 't2'])
     levels = model.connectors.mgd.levels
     assert [(lv.in_channels, lv.out_channels) for lv in levels] == [(4, 8),
-                                                                   (8, 16)]
+                                                                    (8, 16)]
 
 
 # --------------------------------------------------------------------------
@@ -129,7 +138,8 @@ class Snapshot(Hook):
         }
         self.teacher = [p.detach().clone() for p in model.teacher.parameters()]
         self.init_from_teacher = {
-            k: torch.equal(v, model.teacher.state_dict()[k])
+            k: torch.equal(v,
+                           model.teacher.state_dict()[k])
             for k, v in self.student.items()
             if k.startswith(('neck.', 'bbox_head.'))
         }
@@ -185,8 +195,8 @@ def _det(tmp):
     cfg = tiny_config(DET, tmp, task, teacher, ckpt)
     cfg.model.student = student
     cfg.model.probe_input_shape = (3, 64, 64)
-    img = sorted(glob.glob(osp.join(data['data_root'], data['val_img_prefix'],
-                                    '*')))[0]
+    img = sorted(
+        glob.glob(osp.join(data['data_root'], data['val_img_prefix'], '*')))[0]
     return cfg, ('mmdet.apis.init_detector', 'inference_detector', img)
 
 
@@ -194,8 +204,8 @@ def _seg(name, teacher_depth):
 
     def make(tmp):
         pytest.importorskip('mmcv.ops', reason='mmseg models need mmcv ops')
-        data = make_cityscapes(str(tmp / 'cityscapes'), num_train=2,
-                               num_val=1, size=(96, 64))
+        data = make_cityscapes(
+            str(tmp / 'cityscapes'), num_train=2, num_val=1, size=(96, 64))
         task = seg_config(tmp / 'task.py', data, depth=18)
         # depth 50: the 2048 channels of the released configs (1x1 align
         # 512 -> 2048); depth 34: 512 channels, no align
@@ -206,16 +216,20 @@ def _seg(name, teacher_depth):
         cfg.model.student.data_preprocessor.size = (64, 64)
         cfg.data_preprocessor.size = (64, 64)
         cfg.model.probe_input_shape = (3, 64, 64)
-        img = sorted(glob.glob(osp.join(data['data_root'], 'leftImg8bit',
-                                        'val', '*', '*.png')))[0]
+        img = sorted(
+            glob.glob(
+                osp.join(data['data_root'], 'leftImg8bit', 'val', '*',
+                         '*.png')))[0]
         return cfg, ('mmseg.apis.init_model', 'inference_model', img)
 
     return make
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('make', [_cls, _det, _seg(PSP, 50), _seg(DLV3, 34)],
-                         ids=['cls', 'det', 'pspnet', 'deeplabv3'])
+@pytest.mark.parametrize(
+    'make',
+    [_cls, _det, _seg(PSP, 50), _seg(DLV3, 34)],
+    ids=['cls', 'det', 'pspnet', 'deeplabv3'])
 def test_one_iteration_then_the_student_loads_without_mmkd(tmp_path, make):
     from mmengine.runner import Runner
     cfg, infer = make(tmp_path)
@@ -229,12 +243,14 @@ def test_one_iteration_then_the_student_loads_without_mmkd(tmp_path, make):
     model = runner.model
 
     logs = runner.message_hub.log_scalars
-    assert torch.isfinite(torch.as_tensor(
-        logs['train/distill.loss_mgd'].current()))
+    assert torch.isfinite(
+        torch.as_tensor(logs['train/distill.loss_mgd'].current()))
     # the student moved (backbone and MGD's generation), the teacher not
     after = model.student.state_dict()
-    moved = [k for k, v in snapshot.student.items()
-             if v.is_floating_point() and not torch.equal(v, after[k])]
+    moved = [
+        k for k, v in snapshot.student.items()
+        if v.is_floating_point() and not torch.equal(v, after[k])
+    ]
     assert any(k.startswith('backbone.') for k in moved)
     assert all(
         torch.equal(p, q)
@@ -246,8 +262,9 @@ def test_one_iteration_then_the_student_loads_without_mmkd(tmp_path, make):
 
     ckpt = osp.join(cfg.work_dir, 'iter_1.pth')
     state = torch.load(ckpt, map_location='cpu', weights_only=False)
-    assert any(k.startswith('connectors.mgd.levels.0.generation.')
-               for k in state['state_dict'])
+    assert any(
+        k.startswith('connectors.mgd.levels.0.generation.')
+        for k in state['state_dict'])
     if infer is not None:
         check_loads_without_mmkd(tmp_path, cfg_path, ckpt, *infer)
         return
@@ -256,7 +273,9 @@ def test_one_iteration_then_the_student_loads_without_mmkd(tmp_path, make):
     run(['tools/convert_to_student.py', cfg_path, ckpt, student_ckpt])
     inputs = torch.rand(2, 3, 32, 32) * 255
     torch.save(inputs, tmp_path / 'inputs.pth')
-    run(['-c', textwrap.dedent(f"""
+    run([
+        '-c',
+        textwrap.dedent(f"""
         import sys
         sys.modules['mmkd'] = None  # any import of mmkd fails
         import torch
@@ -268,7 +287,8 @@ def test_one_iteration_then_the_student_loads_without_mmkd(tmp_path, make):
             data = model.data_preprocessor(dict(inputs=list(inputs)), False)
             out = model(data['inputs'], mode='tensor')
         torch.save(out, {str(tmp_path / 'plain_out.pth')!r})
-    """)])
+    """)
+    ])
     model.eval()
     with torch.no_grad():
         data = model.data_preprocessor(dict(inputs=list(inputs)), False)

@@ -125,8 +125,7 @@ class MGDConnector(BaseModule):
                 'number of taps (or one tap each).')
         self.mask_ratio = float(mask_ratio)
         self.mask_type = mask_type
-        self.levels = nn.ModuleList(
-            MGDLevel(i, o) for i, o in zip(ins, outs))
+        self.levels = nn.ModuleList(MGDLevel(i, o) for i, o in zip(ins, outs))
 
     def _check(self, feats: List[Tensor],
                out_sizes: Optional[List[Tuple[int, int]]]) -> None:
@@ -144,8 +143,8 @@ class MGDConnector(BaseModule):
                 raise ValueError(
                     f'MGDConnector level {i} expects (N, '
                     f'{level.in_channels}, H, W), got {tuple(x.shape)}')
-            if out_sizes is not None and tuple(
-                    x.shape[-2:]) != tuple(out_sizes[i]):
+            if out_sizes is not None and tuple(x.shape[-2:]) != tuple(
+                    out_sizes[i]):
                 raise ValueError(
                     f'MGDConnector level {i}: the student feature is '
                     f'{tuple(x.shape[-2:])} but the teacher feature is '
@@ -157,10 +156,10 @@ class MGDConnector(BaseModule):
                     'ConvConnector with `targets`) and feed its output to '
                     'MGDConnector.')
 
-    def forward(self,
-                x: Union[Tensor, Sequence[Tensor]],
-                out_sizes: Optional[Sizes] = None
-                ) -> Union[Tensor, List[Tensor]]:
+    def forward(
+            self,
+            x: Union[Tensor, Sequence[Tensor]],
+            out_sizes: Optional[Sizes] = None) -> Union[Tensor, List[Tensor]]:
         """
         Args:
             x (Tensor | list[Tensor]): Student feature(s), (N, C_s, H, W).

@@ -26,8 +26,8 @@ def reference_mgd(S, T, weights, lam, mask_type, alpha):
         mat = torch.where(mat < lam, 0, 1)
     masked = torch.mul(S, mat)
     w1, b1, w2, b2 = weights['generation']
-    new = F.conv2d(F.relu(F.conv2d(masked, w1, b1, padding=1)), w2, b2,
-                   padding=1)
+    new = F.conv2d(
+        F.relu(F.conv2d(masked, w1, b1, padding=1)), w2, b2, padding=1)
     return ((new - T)**2).sum() / N * alpha
 
 
@@ -35,11 +35,14 @@ def copied_weights(connector):
     """Leaf float64 copies of every level's weights."""
     out = []
     for level in connector.levels:
-        leaf = [p.detach().clone().requires_grad_(True)
-                for p in level.parameters()]
+        leaf = [
+            p.detach().clone().requires_grad_(True)
+            for p in level.parameters()
+        ]
         out.append(
-            dict(align=leaf[:2] if level.align is not None else None,
-                 generation=leaf[-4:]))
+            dict(
+                align=leaf[:2] if level.align is not None else None,
+                generation=leaf[-4:]))
     return out
 
 
@@ -65,17 +68,22 @@ def test_matches_the_authors_formula_value_and_gradient(
     ins = [c_s for c_s, _, _, _ in levels]
     outs = [c_t for _, c_t, _, _ in levels]
     connector = MGDConnector(
-        ins if is_list else ins[0], outs if is_list else outs[0],
-        mask_ratio=lam, mask_type=mask_type).double()
+        ins if is_list else ins[0],
+        outs if is_list else outs[0],
+        mask_ratio=lam,
+        mask_type=mask_type).double()
     loss_fn = MGDLoss(alpha=alpha)
-    S = [torch.randn(3, c, h, w, dtype=torch.float64, requires_grad=True)
-         for c, _, h, w in levels]
-    T = [torch.randn(3, c, h, w, dtype=torch.float64, requires_grad=True)
-         for _, c, h, w in levels]
+    S = [
+        torch.randn(3, c, h, w, dtype=torch.float64, requires_grad=True)
+        for c, _, h, w in levels
+    ]
+    T = [
+        torch.randn(3, c, h, w, dtype=torch.float64, requires_grad=True)
+        for _, c, h, w in levels
+    ]
 
     torch.manual_seed(7)  # the same draws for both computations
-    loss = loss_fn(connector(S if is_list else S[0]),
-                   T if is_list else T[0])
+    loss = loss_fn(connector(S if is_list else S[0]), T if is_list else T[0])
     weights = copied_weights(connector)
     torch.manual_seed(7)
     expected = sum(
@@ -86,15 +94,15 @@ def test_matches_the_authors_formula_value_and_gradient(
 
     params = list(connector.parameters())
     got = torch.autograd.grad(loss, S + params)
-    ref_params = [p for w in weights for p in (
-        (w['align'] or []) + w['generation'])]
+    ref_params = [
+        p for w in weights for p in ((w['align'] or []) + w['generation'])
+    ]
     want = torch.autograd.grad(expected, S + ref_params)
     for g, w in zip(got, want):
         assert g.abs().max() > 0 and rel_err(g, w) <= 1e-10
 
     # never the teacher: its features are detached inside the loss
-    loss = loss_fn(connector(S if is_list else S[0]),
-                   T if is_list else T[0])
+    loss = loss_fn(connector(S if is_list else S[0]), T if is_list else T[0])
     loss.backward()
     assert all(t.grad is None for t in T)
     assert all(s.grad is not None and s.grad.abs().sum() > 0 for s in S)
@@ -210,12 +218,16 @@ def test_bad_input_says_what_to_fix():
     with pytest.raises(ValueError, match='same number of taps'):
         MGDConnector([4], 4)
     connector = MGDConnector([4, 4], [4, 4])
-    with pytest.raises(ValueError, match='tap a student and a teacher level '
-                       'of the same stride'):
-        connector([torch.rand(1, 4, 8, 8), torch.rand(1, 4, 4, 4)],
+    with pytest.raises(
+            ValueError,
+            match='tap a student and a teacher level '
+            'of the same stride'):
+        connector([torch.rand(1, 4, 8, 8),
+                   torch.rand(1, 4, 4, 4)],
                   out_sizes=[(8, 8), (8, 8)])
     with pytest.raises(ValueError, match='same number of levels'):
-        connector([torch.rand(1, 4, 8, 8), torch.rand(1, 4, 4, 4)],
+        connector([torch.rand(1, 4, 8, 8),
+                   torch.rand(1, 4, 4, 4)],
                   out_sizes=[(8, 8)])
     with pytest.raises(ValueError, match='expects'):
         connector([torch.rand(1, 3, 8, 8), torch.rand(1, 4, 4, 4)])

@@ -18,10 +18,12 @@ def reference(gen, teacher, alpha, loss_weight=1.0):
 def test_value_and_gradient_against_the_formula(alpha, loss_weight):
     torch.manual_seed(0)
     shapes = [(3, 5, 8, 8), (3, 5, 4, 4), (3, 5, 2, 2)]
-    gen = [torch.randn(s, dtype=torch.float64, requires_grad=True)
-           for s in shapes]
-    teacher = [torch.randn(s, dtype=torch.float64, requires_grad=True)
-               for s in shapes]
+    gen = [
+        torch.randn(s, dtype=torch.float64, requires_grad=True) for s in shapes
+    ]
+    teacher = [
+        torch.randn(s, dtype=torch.float64, requires_grad=True) for s in shapes
+    ]
     loss = MGDLoss(alpha, loss_weight)(gen, teacher)
     expected = reference(gen, teacher, alpha, loss_weight)
     assert abs(loss.item() - expected.item()) <= 1e-10 * abs(expected.item())
