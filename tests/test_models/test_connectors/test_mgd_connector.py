@@ -10,19 +10,19 @@ from mmkd.models.connectors import MGDConnector
 from mmkd.models.losses import MGDLoss
 
 
-def reference_mgd(S, T, weights, lam, mask_type, alpha):
+def reference_mgd(S, T, weights, lam, mask_type, alpha, device='cpu'):
     """The authors' MGD loss of one level, from the copied weights: align
-    (1x1 conv) if given, the mask drawn as theirs on the CPU generator
-    (torch.rand, then thresholded), the generation block, then
-    MSELoss(reduction='sum') / N * alpha."""
+    (1x1 conv) if given, the mask drawn as theirs (torch.rand, then
+    thresholded; they draw on the CPU, mmkd on the feature's ``device``),
+    the generation block, then MSELoss(reduction='sum') / N * alpha."""
     if weights['align'] is not None:
         S = F.conv2d(S, *weights['align'])
     N, C, H, W = T.shape
     if mask_type == 'spatial':  # det/seg: masked where u > 1 - lambda
-        mat = torch.rand((N, 1, H, W))
+        mat = torch.rand((N, 1, H, W), device=device)
         mat = torch.where(mat > 1 - lam, 0, 1)
     else:  # cls: masked where u < lambda
-        mat = torch.rand((N, C, 1, 1))
+        mat = torch.rand((N, C, 1, 1), device=device)
         mat = torch.where(mat < lam, 0, 1)
     masked = torch.mul(S, mat)
     w1, b1, w2, b2 = weights['generation']
@@ -233,3 +233,28 @@ def test_bad_input_says_what_to_fix():
         connector([torch.rand(1, 3, 8, 8), torch.rand(1, 4, 4, 4)])
     with pytest.raises(ValueError, match='a list'):
         connector(torch.rand(1, 4, 8, 8))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_on_cuda_the_mask_comes_from_the_cuda_generator():
+    """Seeded by torch.manual_seed (MMEngine's seed), the CPU generator
+    untouched; value and gradient as the formula with that mask."""
+    torch.manual_seed(0)
+    connector = MGDConnector(6, 10, mask_ratio=0.65).cuda().double()
+    S = torch.randn(
+        3, 6, 12, 9, dtype=torch.float64, device='cuda', requires_grad=True)
+    T = torch.randn(3, 10, 12, 9, dtype=torch.float64, device='cuda')
+    torch.manual_seed(5)
+    cpu_state = torch.get_rng_state()
+    loss = MGDLoss(2e-5)(connector(S), T)
+    assert torch.equal(cpu_state, torch.get_rng_state())
+    weights = copied_weights(connector)
+    torch.manual_seed(5)
+    expected = reference_mgd(
+        S, T, weights[0], 0.65, 'spatial', 2e-5, device='cuda')
+    assert rel_err(loss, expected) <= 1e-10
+    got = torch.autograd.grad(loss, [S] + list(connector.parameters()))
+    want = torch.autograd.grad(expected, [S] + weights[0]['align'] +
+                               weights[0]['generation'])
+    assert all(rel_err(g, w) <= 1e-10 for g, w in zip(got, want))
