@@ -6,17 +6,17 @@
 _base_ = ['mmdet::retinanet/retinanet_r50_fpn_2x_coco.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 teacher_ckpt = 'checkpoints/retinanet_x101_64x4d_fpn_mstrain_3x_coco.pth'
-student = _base_.model
-student.neck.init_cfg = dict(
-    type='Pretrained', prefix='neck.', checkpoint=teacher_ckpt)
-student.bbox_head.init_cfg = dict(
-    type='Pretrained', prefix='bbox_head.', checkpoint=teacher_ckpt)
 
 model = dict(
     _delete_=True,
     _scope_='mmkd',
     type='Distiller',
-    student=student,
+    student=dict(
+        _base_.model,
+        neck=dict(_base_.model.neck, init_cfg=dict(
+            type='Pretrained', prefix='neck.', checkpoint=teacher_ckpt)),
+        bbox_head=dict(_base_.model.bbox_head, init_cfg=dict(
+            type='Pretrained', prefix='bbox_head.', checkpoint=teacher_ckpt))),
     teacher=dict(
         config='mmdet::retinanet/'
         'retinanet_x101-64x4d_fpn_ms-640-800-3x_coco.py',
