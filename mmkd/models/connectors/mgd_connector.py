@@ -94,7 +94,8 @@ class MGDConnector(BaseModule):
             0.75 (segmentation), 0.15 (classification).
         mask_type (str): ``'spatial'`` (N, 1, H, W) as the detection and
             segmentation code, or ``'channel'`` (N, C, 1, 1) as the
-            classification code.
+            classification code (the paper describes masking pixels only;
+            mmkd follows the code).
     """
 
     def __init__(self,
