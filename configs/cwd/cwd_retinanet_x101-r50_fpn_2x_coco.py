@@ -15,8 +15,11 @@ model = dict(
         config='mmdet::retinanet/retinanet_x101-64x4d_fpn_1x_coco.py',
         checkpoint='checkpoints/retinanet_x101-64x4d_fpn_1x_coco.pth'),
     # s0..s3 / t0..t3: the first four outputs of each detector's neck
-    taps={f'{p}{i}': dict(path=f'{m}.neck', index=i)
-          for p, m in (('s', 'student'), ('t', 'teacher')) for i in range(4)},
+    taps={
+        f'{p}{i}': dict(path=f'{m}.neck', index=i)
+        for p, m in (('s', 'student'), ('t', 'teacher'))
+        for i in range(4)
+    },
     losses=dict(
         loss_cwd=dict(
             type='CWDLoss',

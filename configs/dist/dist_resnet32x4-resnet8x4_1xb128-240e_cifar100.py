@@ -1,11 +1,8 @@
 # DIST (Huang et al., NeurIPS 2022) resnet32x4 -> resnet8x4 on CIFAR-100, as
-# the authors' code (hunto/image_classification_sota,
-# configs/strategies/distill/dist_cifar.yaml: kd 'dist_t4', kd_loss_weight
-# 2): T = 4, beta = gamma = 1, the DIST term weighted 2
-# (docs/en/methods.md#dist). Student, data and schedule: the resnet8x4
-# baseline of the ReviewKD configs (batch 128, lr 0.1: the authors' batch 64
-# at lr 0.05 per sample); SGD without nesterov and the lr divided by 10 at
-# epochs 150, 180 and 210, as the authors' 120 constant epochs + steps of 30.
+# the authors' dist_cifar.yaml (hunto/image_classification_sota): T = 4,
+# beta = gamma = 1, the DIST term weighted 2 (docs/en/methods.md#dist), on
+# the resnet8x4 baseline of the ReviewKD configs (batch 128 at lr 0.1: the
+# authors' lr per sample); SGD without nesterov, lr x0.1 at 150, 180, 210.
 _base_ = ['../reviewkd/baselines/resnet8x4_1xb128-240e_cifar100.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
@@ -21,7 +18,11 @@ model = dict(
     taps=dict(s_logits='student.head.fc', t_logits='teacher.head.fc'),
     losses=dict(
         loss_dist=dict(
-            type='DISTLoss', beta=1.0, gamma=1.0, tau=4.0, loss_weight=2.0,
+            type='DISTLoss',
+            beta=1.0,
+            gamma=1.0,
+            tau=4.0,
+            loss_weight=2.0,
             inputs=dict(preds_S='s_logits', preds_T='t_logits'))),
     probe_input_shape=(3, 32, 32))
 

@@ -15,8 +15,11 @@ model = dict(
         config='mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py',
         checkpoint='checkpoints/faster-rcnn_r101_fpn_2x_coco.pth'),
     # s0..s3 / t0..t3: the first four outputs of each detector's neck
-    taps={f'{p}{i}': dict(path=f'{m}.neck', index=i)
-          for p, m in (('s', 'student'), ('t', 'teacher')) for i in range(4)},
+    taps={
+        f'{p}{i}': dict(path=f'{m}.neck', index=i)
+        for p, m in (('s', 'student'), ('t', 'teacher'))
+        for i in range(4)
+    },
     losses=dict(
         loss_pkd=dict(
             type='PKDLoss',

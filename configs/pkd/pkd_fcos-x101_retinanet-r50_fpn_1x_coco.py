@@ -15,8 +15,11 @@ model = dict(
         config='mmdet::fcos/fcos_x101-64x4d_fpn_gn-head_ms-640-800-2x_coco.py',
         checkpoint='checkpoints/fcos_x101-64x4d_fpn_gn-head_ms-2x_coco.pth'),
     # s0..s3 / t0..t3: the first four outputs of each detector's neck
-    taps={f'{p}{i}': dict(path=f'{m}.neck', index=i)
-          for p, m in (('s', 'student'), ('t', 'teacher')) for i in range(4)},
+    taps={
+        f'{p}{i}': dict(path=f'{m}.neck', index=i)
+        for p, m in (('s', 'student'), ('t', 'teacher'))
+        for i in range(4)
+    },
     losses=dict(
         loss_pkd=dict(
             type='PKDLoss',

@@ -30,9 +30,8 @@ def paired_levels(loss: str, preds_S: Feats,
     for i, (s, t) in enumerate(zip(feats_s, feats_t)):
         where = f'{loss} level {i}'
         if s.dim() != 4 or t.dim() != 4:
-            raise ValueError(
-                f'{where}: needs (B, C, H, W) maps, got student '
-                f'{tuple(s.shape)} and teacher {tuple(t.shape)}')
+            raise ValueError(f'{where}: needs (B, C, H, W) maps, got student '
+                             f'{tuple(s.shape)} and teacher {tuple(t.shape)}')
         if s.shape[0] != t.shape[0]:
             raise ValueError(
                 f'{where}: batch sizes differ (student {tuple(s.shape)}, '

@@ -28,10 +28,12 @@ def reference_cwd(levels_s, levels_t, tau):
 
 def _levels(seed=0, shapes=((2, 3, 5, 4), (2, 3, 3, 2))):
     g = torch.Generator().manual_seed(seed)
-    s = [torch.randn(*sh, generator=g, dtype=torch.float64) * 2
-         for sh in shapes]
-    t = [torch.randn(*sh, generator=g, dtype=torch.float64) * 2
-         for sh in shapes]
+    s = [
+        torch.randn(*sh, generator=g, dtype=torch.float64) * 2 for sh in shapes
+    ]
+    t = [
+        torch.randn(*sh, generator=g, dtype=torch.float64) * 2 for sh in shapes
+    ]
     return s, t
 
 
@@ -86,20 +88,25 @@ def test_bfloat16_under_autocast_gives_the_float32_loss():
     # (2e-2) of the unrounded float64 loss
     f32 = CWDLoss(tau=4.0)([v.float() for v in s16], [v.float() for v in t16])
     assert math.isclose(loss.item(), f32.item(), rel_tol=1e-5)
-    assert math.isclose(loss.item(), reference_cwd(s, t, 4.0).item(),
-                        rel_tol=2e-2)
+    assert math.isclose(
+        loss.item(), reference_cwd(s, t, 4.0).item(), rel_tol=2e-2)
 
 
 def test_bad_input_says_what_to_fix():
     cwd = CWDLoss()
-    with pytest.raises(ValueError, match=r'level 0: the student map is 4x4 '
-                       r'and the teacher map 8x8.*Tap levels of the same '
-                       r'stride'):
+    with pytest.raises(
+            ValueError,
+            match=r'level 0: the student map is 4x4 '
+            r'and the teacher map 8x8.*Tap levels of the same '
+            r'stride'):
         cwd(torch.randn(2, 3, 4, 4), torch.randn(2, 3, 8, 8))
-    with pytest.raises(ValueError, match=r'level 1: the student map has 3 '
-                       r'channels and the teacher map 5.*ConvConnector'):
+    with pytest.raises(
+            ValueError,
+            match=r'level 1: the student map has 3 '
+            r'channels and the teacher map 5.*ConvConnector'):
         cwd([torch.randn(2, 3, 4, 4)] * 2,
-            [torch.randn(2, 3, 4, 4), torch.randn(2, 5, 4, 4)])
+            [torch.randn(2, 3, 4, 4),
+             torch.randn(2, 5, 4, 4)])
     with pytest.raises(ValueError, match='got 2 student and 3 teacher levels'):
         cwd([torch.randn(2, 3, 4, 4)] * 2, [torch.randn(2, 3, 4, 4)] * 3)
     with pytest.raises(ValueError, match=r'needs \(B, C, H, W\)'):

@@ -11,8 +11,8 @@ from mmkd.registry import MODELS
 def pearson(u, v):
     """sum (u - mean u)(v - mean v) / (|u - mean u| |v - mean v| + 1e-8)."""
     du, dv = u - u.sum() / len(u), v - v.sum() / len(v)
-    return (du * dv).sum() / (torch.sqrt((du**2).sum()) *
-                              torch.sqrt((dv**2).sum()) + 1e-8)
+    return (du * dv).sum() / (
+        torch.sqrt((du**2).sum()) * torch.sqrt((dv**2).sum()) + 1e-8)
 
 
 def reference_dist(z_s, z_t, beta, gamma, tau):
@@ -21,10 +21,14 @@ def reference_dist(z_s, z_t, beta, gamma, tau):
     over rows of rho, intra = 1 - mean over classes of rho."""
     if z_s.dim() == 4:
         B, K, H, W = z_s.shape
-        z_s = torch.stack([z_s[b, :, h, w] for b in range(B)
-                           for h in range(H) for w in range(W)])
-        z_t = torch.stack([z_t[b, :, h, w] for b in range(B)
-                           for h in range(H) for w in range(W)])
+        z_s = torch.stack([
+            z_s[b, :, h, w] for b in range(B) for h in range(H)
+            for w in range(W)
+        ])
+        z_t = torch.stack([
+            z_t[b, :, h, w] for b in range(B) for h in range(H)
+            for w in range(W)
+        ])
     e_s, e_t = torch.exp(z_s / tau), torch.exp(z_t / tau)
     y_s = e_s / e_s.sum(1, keepdim=True)
     y_t = e_t / e_t.sum(1, keepdim=True)
@@ -55,8 +59,9 @@ def test_value_and_gradient_match_the_reference(shape, beta, gamma, tau):
     s, t = _logits(shape)
     x = s.clone().requires_grad_(True)
     loss = MODELS.build(
-        dict(type='DISTLoss', beta=beta, gamma=gamma, tau=tau,
-             loss_weight=2.0))(x, t)
+        dict(
+            type='DISTLoss', beta=beta, gamma=gamma, tau=tau,
+            loss_weight=2.0))(x, t)
     x_ref = s.clone().requires_grad_(True)
     ref = 2.0 * reference_dist(x_ref, t, beta, gamma, tau)
     assert loss.dtype == torch.float64 and loss.dim() == 0
@@ -73,8 +78,8 @@ def test_own_logits_leave_the_epsilon_and_shifts_change_nothing():
     s, t = _logits((4, 6))
     y = (t / 4.0).softmax(1)
     rows, cols = y - y.mean(1, keepdim=True), y - y.mean(0, keepdim=True)
-    left = [(1e-8 / (v.pow(2).sum(d) + 1e-8)).mean() for v, d in ((rows, 1),
-                                                                 (cols, 0))]
+    left = [(1e-8 / (v.pow(2).sum(d) + 1e-8)).mean()
+            for v, d in ((rows, 1), (cols, 0))]
     expected = 16 * (left[0] + left[1])
     assert expected > 1e-6  # the epsilon matters at T = 4
     assert _rel(DISTLoss(tau=4.0)(t, t), expected) <= 1e-6
@@ -103,9 +108,8 @@ def test_bfloat16_under_autocast_gives_the_float32_loss(shape):
     # (2e-2) of the unrounded float64 loss
     f32 = DISTLoss(tau=4.0)(s16.float(), t16.float())
     assert math.isclose(loss.item(), f32.item(), rel_tol=1e-5)
-    assert math.isclose(loss.item(),
-                        reference_dist(s, t, 1., 1., 4.).item(),
-                        rel_tol=2e-2)
+    assert math.isclose(
+        loss.item(), reference_dist(s, t, 1., 1., 4.).item(), rel_tol=2e-2)
 
 
 def test_bad_input_says_what_to_fix():

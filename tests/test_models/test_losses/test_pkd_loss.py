@@ -47,10 +47,14 @@ def pearson_form(levels_s, levels_t):
 
 def _levels(seed=0, shapes=((2, 3, 5, 4), (2, 3, 3, 2))):
     g = torch.Generator().manual_seed(seed)
-    s = [torch.randn(*sh, generator=g, dtype=torch.float64) * 3 + 1
-         for sh in shapes]
-    t = [torch.randn(*sh, generator=g, dtype=torch.float64) * 0.5 - 2
-         for sh in shapes]
+    s = [
+        torch.randn(*sh, generator=g, dtype=torch.float64) * 3 + 1
+        for sh in shapes
+    ]
+    t = [
+        torch.randn(*sh, generator=g, dtype=torch.float64) * 0.5 - 2
+        for sh in shapes
+    ]
     return s, t
 
 
@@ -82,8 +86,7 @@ def test_is_one_minus_pearson_and_ignores_scale_and_shift():
     scale = torch.rand(1, 4, 1, 1, dtype=torch.float64) * 10 + 0.1
     shift = torch.randn(1, 4, 1, 1, dtype=torch.float64) * 5
     moved = [v * scale + shift for v in s]
-    assert math.isclose(PKDLoss()(moved, t).item(), loss.item(),
-                        rel_tol=1e-5)
+    assert math.isclose(PKDLoss()(moved, t).item(), loss.item(), rel_tol=1e-5)
     assert PKDLoss()(t, t).item() == 0
 
 
@@ -109,12 +112,16 @@ def test_resize_as_the_authors_code():
     s, t = _levels(shapes=((2, 3, 4, 4), (2, 3, 2, 2)))
     t_big = [F.interpolate(v, scale_factor=2, mode='nearest') for v in t]
     loss = PKDLoss(resize='student')(s, t_big)
-    up = [F.interpolate(v, size=w.shape[2:], mode='bilinear')
-          for v, w in zip(s, t_big)]
+    up = [
+        F.interpolate(v, size=w.shape[2:], mode='bilinear')
+        for v, w in zip(s, t_big)
+    ]
     assert _rel(loss, reference_pkd(up, t_big)) <= 1e-10
     loss = PKDLoss(resize='teacher')(s, t_big)
-    down = [F.interpolate(w, size=v.shape[2:], mode='bilinear')
-            for v, w in zip(s, t_big)]
+    down = [
+        F.interpolate(w, size=v.shape[2:], mode='bilinear')
+        for v, w in zip(s, t_big)
+    ]
     assert _rel(loss, reference_pkd(s, down)) <= 1e-10
 
 
@@ -130,20 +137,24 @@ def test_bfloat16_under_autocast_gives_the_float32_loss():
     # (2e-2) of the unrounded float64 loss
     f32 = PKDLoss()([v.float() for v in s16], [v.float() for v in t16])
     assert math.isclose(loss.item(), f32.item(), rel_tol=1e-5)
-    assert math.isclose(loss.item(), reference_pkd(s, t).item(),
-                        rel_tol=2e-2)
+    assert math.isclose(loss.item(), reference_pkd(s, t).item(), rel_tol=2e-2)
 
 
 def test_bad_input_says_what_to_fix():
     pkd = PKDLoss()
-    with pytest.raises(ValueError, match=r'level 0: the student map is 4x4 '
-                       r'and the teacher map 8x8.*Tap levels of the same '
-                       r'stride'):
+    with pytest.raises(
+            ValueError,
+            match=r'level 0: the student map is 4x4 '
+            r'and the teacher map 8x8.*Tap levels of the same '
+            r'stride'):
         pkd(torch.randn(2, 3, 4, 4), torch.randn(2, 3, 8, 8))
-    with pytest.raises(ValueError, match=r'level 1: the student map has 3 '
-                       r'channels and the teacher map 5.*ConvConnector'):
+    with pytest.raises(
+            ValueError,
+            match=r'level 1: the student map has 3 '
+            r'channels and the teacher map 5.*ConvConnector'):
         pkd([torch.randn(2, 3, 4, 4)] * 2,
-            [torch.randn(2, 3, 4, 4), torch.randn(2, 5, 4, 4)])
+            [torch.randn(2, 3, 4, 4),
+             torch.randn(2, 5, 4, 4)])
     with pytest.raises(ValueError, match='got 1 student and 2 teacher levels'):
         pkd([torch.randn(2, 3, 4, 4)], [torch.randn(2, 3, 4, 4)] * 2)
     with pytest.raises(ValueError, match='standard deviation is undefined'):
