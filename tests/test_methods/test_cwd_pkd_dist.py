@@ -83,6 +83,63 @@ def test_config_has_the_authors_settings(name):
             cfg.train_dataloader.batch_size == pytest.approx(0.05 / 64)
 
 
+# ------------------------------------------------------- build-time checks
+@pytest.fixture(scope='module')
+def width8_teacher(tmp_path_factory):
+    from mmkd.testing.task_configs import save_cifar_teacher
+    return save_cifar_teacher(tmp_path_factory.mktemp('t') / 't.pth')
+
+
+def _distiller(teacher_ckpt, loss, width=8, s_stage=3, connectors=None):
+    """A Distiller of mmkd's tiny CIFAR ResNet-8 classifiers (stages of
+    width, 2 width, 4 width channels at 16, 8, 4 px for a 16 px input)."""
+    from mmengine.registry import init_default_scope
+
+    from mmkd.registry import MODELS
+    from mmkd.testing.task_configs import cifar_classifier
+    init_default_scope('mmkd')
+    return MODELS.build(
+        dict(
+            type='Distiller',
+            student=cifar_classifier(width),
+            teacher=dict(
+                config=dict(model=cifar_classifier(8)),
+                checkpoint=teacher_ckpt),
+            taps=dict(
+                s=f'student.backbone.layer{s_stage}',
+                t='teacher.backbone.layer3'),
+            connectors=connectors or {},
+            losses=dict(
+                loss=dict(
+                    type=loss,
+                    inputs=dict(
+                        preds_S='adapt' if connectors else 's', preds_T='t'))),
+            probe_input_shape=(1, 16, 16)))
+
+
+@pytest.mark.parametrize('loss', ['CWDLoss', 'PKDLoss'])
+def test_mismatched_maps_fail_at_build_with_the_fix(width8_teacher, loss):
+    with pytest.raises(
+            ValueError,
+            match=r'level 0: the student map has 16 '
+            r'channels and the teacher map 32.*ConvConnector'):
+        _distiller(width8_teacher, loss, width=4)
+    with pytest.raises(
+            ValueError,
+            match=r'level 0: the student map is 8x8 '
+            r'and the teacher map 4x4.*Tap levels of the same '
+            'stride'):
+        _distiller(width8_teacher, loss, s_stage=2)
+    # the fix the message names: a ConvConnector to the teacher's channels
+    model = _distiller(
+        width8_teacher,
+        loss,
+        width=4,
+        connectors=dict(
+            adapt=dict(type='ConvConnector', inputs='s', targets='t')))
+    assert model.connectors['adapt'].conv.conv.out_channels == 32
+
+
 # ----------------------------------------------------------------- training
 def _save_random_teacher(teacher_cfg: str, out: str) -> str:
     from mmengine.registry import init_default_scope
