@@ -260,7 +260,8 @@ def test_config_trains_and_its_student_loads_without_mmkd(name, tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout + proc.stderr
     assert f'Load checkpoint from {student_ckpt}' in out
-    assert re.search(r'(Epoch|Iter)\(test\) \[1/1\]', out)
+    # the test loop reached its last batch
+    assert re.search(r'(Epoch|Iter)\(test\) \[(\d+)/\2\]', out)
     # a random detector may score no box above the test threshold, and then
     # CocoMetric reports nothing
     if task != 'det':
