@@ -15,6 +15,8 @@ val_dataloader = dict(
         split='train', test_mode=False, indices=range(50000, 55000)))
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = dict(milestones=[99, 118, 138])  # 157 * (151, 181, 211) / 240
+# a training log line every 10 iterations (logging only: the run is the same)
+default_hooks = dict(logger=dict(interval=10))
 # the warm-up of the distillation loss: 20/240 of the 157 iterations
 custom_hooks = [
     dict(type='mmkd.DistillLossWarmupHook', warmup=13, by_epoch=False)

@@ -158,3 +158,15 @@ def test_released_layout_gives_the_same_table(tmp_path, collector):
     assert 'KD - baseline (mean final test top-1 (%)): +1.75' in from_work
     assert 'Selection runs (final validation top-1 (%), seeds): ' \
         'baseline_lr0.1 78.00 (100).' in from_work
+
+
+def test_median_seed_is_the_seed_of_the_median_difference():
+    compare = load('compare_with_protocol')
+    seeds = ['seed0', 'seed1', 'seed2', 'seed3', 'seed4']
+    results = dict(test_comparison=dict(seeds=seeds,
+                                        diffs=[1.0, 3.0, 2.0, 5.0, -1.0]))
+    assert compare.median_seed(results) == 'seed2'
+    # an even count: the lower of the two middle differences (2.0)
+    results['test_comparison'] = dict(seeds=seeds[:4],
+                                      diffs=[4.0, 2.0, 3.0, 1.0])
+    assert compare.median_seed(results) == 'seed1'

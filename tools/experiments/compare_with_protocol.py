@@ -3,12 +3,17 @@ paired result (tools/experiments/fashion_mnist_demo.sh), and draw both.
 
     python tools/experiments/compare_with_protocol.py WORK RESULTS.json \
         [--seed seed0] [--plot OUT.png]
+    python tools/experiments/compare_with_protocol.py --median-seed \
+        RESULTS.json
 
 ``WORK/<arm>/<seed>/test.json`` are this run's ``tools/test.py --out``
 files, one per arm of RESULTS.json (written by collect_paired_protocol.py:
 its ``baseline`` and ``method`` arms and the method's short name).
 ``--plot`` draws the protocol's test top-1 per seed, baseline to method (one
-line per seed), with this run's pair drawn over them.
+line per seed), with this run's pair drawn over them. ``--median-seed``
+prints the protocol's seed whose paired difference is the median (the lower
+of the two middle ones for an even count): the seed a demo runs to show a
+typical run of the protocol.
 """
 import argparse
 import json
@@ -46,6 +51,12 @@ def report(work: str, results: dict, seed: str) -> str:
                      '(the same configs and seed; CPU runs of another '
                      'commit can differ by float rounding)')
     return '\n'.join(lines)
+
+
+def median_seed(results: dict) -> str:
+    comp = results['test_comparison']
+    order = sorted(zip(comp['diffs'], comp['seeds']))
+    return order[(len(order) - 1) // 2][1]
 
 
 def plot(work: str, results: dict, seed: str, out: str) -> None:
@@ -86,14 +97,22 @@ def plot(work: str, results: dict, seed: str, out: str) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work')
+    parser.add_argument('work', nargs='?')
     parser.add_argument('results')
     parser.add_argument('--seed', default='seed0')
     parser.add_argument('--plot', metavar='OUT.png',
                         help='draw the per-seed pairs with this run marked')
+    parser.add_argument('--median-seed', action='store_true',
+                        help='print the seed with the median paired '
+                        'difference and exit')
     args = parser.parse_args()
     with open(args.results) as f:
         results = json.load(f)
+    if args.median_seed:
+        print(median_seed(results))
+        return
+    if args.work is None:
+        parser.error('WORK is needed unless --median-seed is given')
     print(report(args.work, results, args.seed))
     if args.plot:
         plot(args.work, results, args.seed, args.plot)
