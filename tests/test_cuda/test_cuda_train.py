@@ -146,5 +146,7 @@ def test_train_sh_one_gpu_nccl(setup):
     assert 'Distributed training: True' in log
     assert "backend='nccl'" in log
     assert 'CPU (gloo) run' not in log + out
+    # the distiller's own DDP wrapper: its guarded train_step runs
+    assert 'DistillerDistributedDataParallel' in log + out
     assert 'distill.loss_kd' in log
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
