@@ -29,12 +29,15 @@ batch (so machine noise hits every mode alike):
 It reports the median ms per iteration, the ratios ``distiller / floor``
 and ``distiller / student`` (``amp_ratios``: the same per ``--amp-dtype``),
 each ``distiller*`` mode's time over the float32 step (``ratio_to_fp32``),
-and the memory of each mode: on CUDA the peak allocation of the mode's step
-(``torch.cuda.max_memory_allocated``, reset before it; each timed step is
-bracketed by ``torch.cuda.synchronize()``); on CPU the bytes of the tensors
-autograd saves for the backward pass (the activation memory, which is what
-grows with a method), plus the parameter and gradient memory. Results are
-printed and written to ``--out`` (JSON, one record per run appended).
+and the memory of each mode: on CUDA the peak allocation during the mode's
+step (``torch.cuda.max_memory_allocated``, reset before it; everything the
+process holds included) and, as ``step_memory_mb``, that peak less what was
+allocated before the step (activations, gradients, temporaries); each timed
+step is bracketed by ``torch.cuda.synchronize()``; on CPU the bytes of the
+tensors autograd saves for the backward pass (the activation memory, which
+is what grows with a method), plus the parameter and gradient memory.
+Results are printed and written to ``--out`` (JSON, one record per run
+appended).
 
 ``--amp-check`` (no config) answers in under a minute whether bfloat16
 pays on this CPU: it times float32 and bfloat16-autocast training steps of
@@ -512,14 +515,20 @@ def main():
             torch.cuda.synchronize()
 
     times = {name: [] for name in modes}
-    memory = {}
+    memory, step_memory = {}, {}
     for name, fn in modes.items():  # warm-up, mode by mode; the memory
         for _ in range(args.warmup - 1):  # on the last warm-up iteration
             fn()
         if device == 'cuda':
+            torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+            held = torch.cuda.memory_allocated()
         with meter.measure():
             fn()
+        if device == 'cuda':
+            torch.cuda.synchronize()
+            step_memory[name] = (torch.cuda.max_memory_allocated() -
+                                 held) / 2**20
         memory[name] = (torch.cuda.max_memory_allocated() / 2**20
                         if device == 'cuda' else meter.mb)
     for _ in range(args.iters):
@@ -562,6 +571,7 @@ def main():
         memory_mb=memory,
         memory_kind=('cuda peak allocated' if device == 'cuda' else
                      'activations saved for backward'),
+        step_memory_mb=step_memory or None,
         params_mb=dict(
             trainable=param_mb(trainable),
             student=param_mb(student.parameters()),

@@ -28,6 +28,12 @@ LOG="$OUT/check_gpu.log"
 JSONL="$OUT/check_gpu.jsonl"
 : > "$LOG"
 exec > >(tee -a "$LOG") 2>&1
+TEE_PID=$!
+finish() {  # exit with $1 once tee has written everything to the log
+  exec 1>&- 2>&-
+  wait "$TEE_PID" 2>/dev/null
+  exit "$1"
+}
 cd "$ROOT"
 start=$SECONDS
 
@@ -56,11 +62,11 @@ part() {  # name budget_s command...: run under timeout, log and record
 }
 
 echo "mmkd GPU check, $(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-part setup 90 bash tools/gpu/setup_offline.sh "$@"
+part setup 120 bash tools/gpu/setup_offline.sh "$@"
 rc=$?
 if [ $rc -ne 0 ]; then
   echo "check_gpu: the set-up failed (exit $rc); nothing else runs."
-  exit $rc
+  finish $rc
 fi
 # shellcheck disable=SC1091
 source "${MMKD_GPU_SITE:-$ROOT/.gpu_site}/env.sh"
@@ -68,8 +74,8 @@ source "${MMKD_GPU_SITE:-$ROOT/.gpu_site}/env.sh"
   "| torch", torch.__version__, "| CUDA", torch.version.cuda,
   "| cuDNN", torch.backends.cudnn.version())'
 
-part cuda_tests 200 "$PYTHON" -m pytest tests/test_cuda -m cuda \
-  -p no:cacheprovider -o addopts= -rA --durations=20 --timeout=150 \
+part cuda_tests 240 "$PYTHON" -m pytest tests/test_cuda -m cuda \
+  -p no:cacheprovider -o addopts= -rA --durations=20 --timeout=180 \
   --junitxml="$OUT/pytest_cuda.xml"
 
 FRSKD=configs/frskd/resnet18_cifar100.py
@@ -96,12 +102,14 @@ for line in open(sys.argv[1]):
         continue
     ms = ', '.join(f'{k} {v:.1f}' for k, v in r['ms_per_iter'].items())
     mem = ', '.join(f'{k} {v:.0f}' for k, v in r['memory_mb'].items())
+    step = ', '.join(f'{k} {v:.0f}'
+                     for k, v in (r.get('step_memory_mb') or {}).items())
     print(f"{r['config']} batch {r['batch_size']} on {r['device_name']}:\n"
-          f"  ms/step: {ms}\n  peak MiB: {mem}\n"
+          f"  ms/step: {ms}\n  peak MiB: {mem}\n  step MiB: {step}\n"
           f"  fp32: /floor {r['ratio_to_floor']}, /student "
           f"{r['ratio_to_student']}; amp: {r.get('amp_ratios')}; "
           f"compile first call {r.get('compile_first_call_ms')} ms")
 PY
 echo "check_gpu: done in $((SECONDS - start))s; $LOG, $JSONL"
-grep -q '"rc": [1-9]' "$JSONL" && exit 1
-exit 0
+grep -q '"rc": [1-9]' "$JSONL" && finish 1
+finish 0
