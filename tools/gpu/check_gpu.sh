@@ -86,9 +86,9 @@ part bench_frskd 75 "${BENCH[@]}" "$FRSKD" --batch-size 128 \
   --amp --amp-dtype bfloat16 float16
 part bench_reviewkd 75 "${BENCH[@]}" "$REVIEWKD" --batch-size 64 \
   --random-teacher --amp --amp-dtype bfloat16 float16
-part compile_reviewkd 60 "${BENCH[@]}" "$REVIEWKD" --batch-size 64 \
+part compile_reviewkd 120 "${BENCH[@]}" "$REVIEWKD" --batch-size 64 \
   --random-teacher --compile --modes distiller distiller_compiled
-part compile_frskd 60 "${BENCH[@]}" "$FRSKD" --batch-size 128 \
+part compile_frskd 120 "${BENCH[@]}" "$FRSKD" --batch-size 128 \
   --compile --modes distiller distiller_compiled
 
 # The benchmark rows, one line per record.
