@@ -82,9 +82,9 @@ FRSKD=configs/frskd/resnet18_cifar100.py
 REVIEWKD=configs/reviewkd/reviewkd_resnet32x4-resnet8x4_1xb128-240e_cifar100.py
 BENCH=("$PYTHON" tools/benchmark.py --device cuda --iters 20 --warmup 3
        --out "$JSONL")
-part bench_frskd 75 "${BENCH[@]}" "$FRSKD" --batch-size 128 \
+part bench_frskd 90 "${BENCH[@]}" "$FRSKD" --batch-size 128 \
   --amp --amp-dtype bfloat16 float16
-part bench_reviewkd 75 "${BENCH[@]}" "$REVIEWKD" --batch-size 64 \
+part bench_reviewkd 90 "${BENCH[@]}" "$REVIEWKD" --batch-size 64 \
   --random-teacher --amp --amp-dtype bfloat16 float16
 part compile_reviewkd 120 "${BENCH[@]}" "$REVIEWKD" --batch-size 64 \
   --random-teacher --compile --modes distiller distiller_compiled
