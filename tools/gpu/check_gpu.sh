@@ -2,7 +2,8 @@
 # The GPU check in one command, on a CUDA machine without network:
 #   1. tools/gpu/setup_offline.sh: mmkd and its wheels (.wheelhouse/, built
 #      beforehand with network by tools/gpu/build_wheelhouse.sh);
-#   2. the CUDA tests (tests/test_cuda, `pytest -m cuda`);
+#   2. the CUDA tests (`pytest -m cuda` on tests/test_cuda and every other
+#      test file with a cuda-marked test);
 #   3. tools/benchmark.py rows on the GPU: FRSKD (CIFAR ResNet-18, batch 128)
 #      and ReviewKD (ResNet32x4 -> ResNet8x4, batch 64), float32 / bfloat16 /
 #      float16, each with its student and floor; then torch.compile if the
@@ -74,9 +75,13 @@ source "${MMKD_GPU_SITE:-$ROOT/.gpu_site}/env.sh"
   "| torch", torch.__version__, "| CUDA", torch.version.cuda,
   "| cuDNN", torch.backends.cudnn.version())'
 
-part cuda_tests 240 "$PYTHON" -m pytest tests/test_cuda -m cuda \
+# every test file with a cuda-marked test (tests/test_cuda and any other);
+# a file that needs mmdet/mmseg fails to collect and the others still run
+mapfile -t CUDA_TESTS < <(grep -rlE --include='test_*.py' \
+  'pytest\.mark\.cuda|mark\.cuda,' tests | sort)
+part cuda_tests 240 "$PYTHON" -m pytest "${CUDA_TESTS[@]}" -m cuda \
   -p no:cacheprovider -o addopts= -rA --durations=20 --timeout=180 \
-  --junitxml="$OUT/pytest_cuda.xml"
+  --continue-on-collection-errors --junitxml="$OUT/pytest_cuda.xml"
 
 FRSKD=configs/frskd/resnet18_cifar100.py
 REVIEWKD=configs/reviewkd/reviewkd_resnet32x4-resnet8x4_1xb128-240e_cifar100.py
