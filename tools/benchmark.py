@@ -13,7 +13,12 @@ batch (so machine noise hits every mode alike):
 - ``teacher_full``: the teacher's complete forward (for reference);
 - ``distiller_amp`` (``--amp``): the distiller's step with the config's
   ``--amp`` optimizer wrapper(s) (:func:`mmkd.utils.enable_amp`: bfloat16
-  autocast without loss scaler on CPU), on the same model;
+  autocast without loss scaler on CPU; on CUDA MMEngine's
+  ``AmpOptimWrapper``, float16 with its dynamic loss scaler), on the same
+  model; with ``--amp-dtype float16 bfloat16`` one mode per dtype
+  (``distiller_amp_float16``, ...), each with its own ``student_amp_*`` and
+  ``floor_amp_*`` (the same steps under the same wrapper type and dtype), so
+  that every precision has its ratios to its own floor and student;
 - ``distiller_amp_teacher_bf16`` (``--amp --teacher-precision bf16``): the
   same with a second distiller whose teacher is built with
   ``precision='bf16'`` (``distiller_teacher_bf16`` without ``--amp``);
@@ -22,25 +27,44 @@ batch (so machine noise hits every mode alike):
   first call (the compilation) is timed apart.
 
 It reports the median ms per iteration, the ratios ``distiller / floor``
-and ``distiller / student``, each ``distiller*`` mode's time over the
-float32 step (``ratio_to_fp32``), and the memory of each mode: CUDA peak
-allocation on GPU; on CPU the bytes of the tensors autograd saves for the
-backward pass (the activation memory, which is what grows with a method),
-plus the parameter and gradient memory. Results are printed and written to
-``--out`` (JSON, one record per run appended).
+and ``distiller / student`` (``amp_ratios``: the same per ``--amp-dtype``),
+each ``distiller*`` mode's time over the float32 step (``ratio_to_fp32``),
+and the memory of each mode: on CUDA the peak allocation during the mode's
+step (``torch.cuda.max_memory_allocated``, reset before it; everything the
+process holds included) and, as ``step_memory_mb``, that peak less what was
+allocated before the step (activations, gradients, temporaries); each timed
+step is bracketed by ``torch.cuda.synchronize()``; on CPU the bytes of the
+tensors autograd saves for the backward pass (the activation memory, which
+is what grows with a method), plus the parameter and gradient memory.
+Results are printed and written to ``--out`` (JSON, one record per run
+appended).
+
+``--amp-check`` (no config) answers in under a minute whether bfloat16
+pays on this CPU: it times float32 and bfloat16-autocast training steps of
+a small conv net (torchvision's ResNet-18 with the CIFAR stem, 10 classes,
+32x32, batch 32),
+interleaved, and prints their ratio with the CPU's model name, its
+``avx512_bf16`` / AMX flags, torch's oneDNN version and the kernel oneDNN
+picks for a bfloat16 convolution, and a recommendation (``--amp`` or
+float32).
 
 Usage:
     python tools/benchmark.py CONFIG [--batch-size 32] [--input-size 32 32]
         [--iters 20] [--warmup 3] [--random-teacher] [--out FILE]
-        [--amp] [--teacher-precision bf16|fp32] [--teacher-channels-last]
+        [--device auto|cpu|cuda] [--amp [--amp-dtype float16 bfloat16]]
+        [--teacher-precision bf16|fp32|fp16] [--teacher-channels-last]
         [--compile] [--modes distiller distiller_amp ...]
+    python tools/benchmark.py --amp-check [--threads 1]
 """
 import argparse
 import copy
 import json
 import os
 import os.path as osp
+import platform
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,7 +79,17 @@ from mmengine.registry import init_default_scope
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Benchmark a distiller')
-    parser.add_argument('config')
+    parser.add_argument('config', nargs='?')
+    parser.add_argument(
+        '--amp-check',
+        action='store_true',
+        help='no config: time float32 vs bfloat16 steps of a small conv net '
+        'on this CPU and say whether --amp pays here')
+    parser.add_argument(
+        '--device',
+        choices=['auto', 'cpu', 'cuda'],
+        default='auto',
+        help='auto: cuda when available')
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument(
         '--input-size', type=int, nargs=2, default=None, metavar=('H', 'W'),
@@ -75,7 +109,14 @@ def parse_args():
         '--amp',
         action='store_true',
         help='also time the step with the --amp optimizer wrapper(s) '
-        '(bfloat16 autocast on CPU)')
+        '(bfloat16 autocast on CPU, float16 with a loss scaler on CUDA)')
+    parser.add_argument(
+        '--amp-dtype',
+        nargs='+',
+        choices=['float16', 'bfloat16'],
+        default=None,
+        help='with --amp: one mode per dtype (float16 needs CUDA), each '
+        'with its own student and floor modes')
     parser.add_argument(
         '--teacher-precision',
         choices=['bf16', 'fp32', 'fp16'],
@@ -99,7 +140,10 @@ def parse_args():
         'need distiller')
     parser.add_argument('--out', default='work_dirs/benchmark/results.jsonl')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if not args.amp_check and not args.config:
+        parser.error('a CONFIG is required (or --amp-check)')
+    return args
 
 
 def library_of(model) -> str:
@@ -216,29 +260,161 @@ def zero_lr(optim_wrapper):
     return optim_wrapper
 
 
-def amp_optim_wrapper(cfg, model):
-    """The optimizer wrapper(s) ``tools/train.py --amp`` would build."""
+def amp_optim_wrapper(cfg, model, dtype=None, cuda=None):
+    """The optimizer wrapper(s) ``tools/train.py --amp [--amp-dtype]``
+    would build."""
     from mmkd.utils import enable_amp
     amp_cfg = copy.deepcopy(cfg)
-    enable_amp(amp_cfg)
+    enable_amp(amp_cfg, dtype=dtype, cuda=cuda)
     return zero_lr(build_optim_wrapper(model, amp_cfg.optim_wrapper))
+
+
+def student_optim_wrapper(model, dtype=None, cuda=None):
+    """SGD (momentum 0.9, lr 0) for a plain student step; with ``dtype``
+    under the ``--amp`` wrapper of that dtype."""
+    from mmengine.config import Config
+    cfg = Config(dict(optim_wrapper=dict(
+        type='OptimWrapper', optimizer=dict(type='SGD', lr=0.0,
+                                            momentum=0.9))))
+    if dtype is None:
+        return build_optim_wrapper(model, cfg.optim_wrapper)
+    return amp_optim_wrapper(cfg, model, dtype, cuda)
 
 
 def ratio(ms, a, b):
     return ms[a] / ms[b] if a in ms and b in ms else None
 
 
+def cpu_info() -> dict:
+    """The CPU's model name and its bfloat16-related flags (Linux)."""
+    info = dict(model_name=platform.processor() or platform.machine(),
+                avx512_bf16=False, amx_bf16=False, amx_tile=False)
+    try:
+        with open('/proc/cpuinfo') as f:
+            text = f.read()
+    except OSError:
+        return info
+    for line in text.splitlines():
+        key, _, value = line.partition(':')
+        if key.strip() == 'model name':
+            info['model_name'] = value.strip()
+        elif key.strip() == 'flags':
+            flags = set(value.split())
+            for flag in ('avx512_bf16', 'amx_bf16', 'amx_tile'):
+                info[flag] = flag in flags
+            break
+    return info
+
+
+def onednn_info() -> dict:
+    """torch's oneDNN version, and the ISA and kernel oneDNN reports for a
+    bfloat16 convolution (``ONEDNN_VERBOSE=1`` in a child process)."""
+    found = re.search(r'(?:oneDNN|MKL-DNN) (v[\d.]+)',
+                      torch.__config__.show())
+    version = found.group(1) if found else None
+    code = ('import torch\n'
+            'x = torch.rand(1, 16, 8, 8, dtype=torch.bfloat16)\n'
+            'torch.nn.functional.conv2d(x, torch.rand(16, 16, 3, 3, '
+            'dtype=torch.bfloat16))\n')
+    out = subprocess.run([sys.executable, '-c', code],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, ONEDNN_VERBOSE='1')).stdout
+    isa = next((line.split('isa:', 1)[1].strip()
+                for line in out.splitlines() if 'isa:' in line), None)
+    kernel = next((part for line in out.splitlines()
+                   if ',exec,' in line and 'convolution' in line
+                   for part in line.split(',') if ':' in part
+                   and part.split(':')[0] in ('brg_conv_fwd', 'jit',
+                                              'gemm', 'ref', 'brgconv',
+                                              'jit_1x1', 'brdgmm')), None)
+    return dict(onednn=version, onednn_isa=isa, bf16_conv_kernel=kernel)
+
+
+def amp_check(args) -> None:
+    """Time float32 and bfloat16-autocast training steps of a small conv
+    net, interleaved, and say whether ``--amp`` pays on this CPU."""
+    import torchvision
+    threads = torch.get_num_threads()
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=10)
+    # the CIFAR stem (as the papers' CIFAR ResNet-18): 32x32 maps in stage 1
+    net.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    net.maxpool = torch.nn.Identity()
+    net = net.train().to(memory_format=torch.channels_last)
+    optim = torch.optim.SGD(net.parameters(), lr=0.0, momentum=0.9)
+    x = torch.rand(args.batch_size, 3, 32, 32).contiguous(
+        memory_format=torch.channels_last)
+    y = torch.arange(args.batch_size) % 10
+
+    def step(dtype):
+        with torch.autocast('cpu', dtype=torch.bfloat16,
+                            enabled=dtype == 'bfloat16'):
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        optim.step()
+        optim.zero_grad()
+
+    iters = min(args.iters, 6)
+    times = dict(float32=[], bfloat16=[])
+    for dtype in times:  # warm-up
+        step(dtype)
+    for _ in range(iters):
+        for dtype in times:
+            start = time.perf_counter()
+            step(dtype)
+            times[dtype].append((time.perf_counter() - start) * 1000)
+    ms = {k: statistics.median(v) for k, v in times.items()}
+    r = ms['bfloat16'] / ms['float32']
+    if r < 0.9:
+        advice = (f'use --amp: a bfloat16 step is {r:.2f}x the float32 '
+                  f'step ({1 / r:.1f}x faster) here')
+    elif r > 1.1:
+        advice = (f'keep float32: a bfloat16 step is {r:.2f}x the float32 '
+                  f'step ({r:.1f}x slower) here; --amp only halves the '
+                  'activations\' memory')
+    else:
+        advice = (f'no clear gain ({r:.2f}x): keep float32 for speed; '
+                  '--amp halves the activations\' memory')
+    record = dict(
+        kind='amp_check',
+        **cpu_info(),
+        **onednn_info(),
+        torch=torch.__version__,
+        threads=threads,
+        model='ResNet-18 (torchvision, CIFAR stem: 3x3 conv, no max-pool), '
+        '10 classes, 32x32, channels-last',
+        batch_size=args.batch_size,
+        iters=iters,
+        ms_per_iter=ms,
+        bf16_over_fp32=r,
+        advice=advice,
+        command=' '.join(['python'] + sys.argv),
+        time=time.strftime('%Y-%m-%d %H:%M:%S'))
+    print(json.dumps(record, indent=2))
+    print(advice)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'a') as f:
+        f.write(json.dumps(record) + '\n')
+
+
 def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.amp_check:
+        return amp_check(args)
     from mmkd.utils import filter_known_warnings
     filter_known_warnings()
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmkd'))
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = args.device
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    cuda = device == 'cuda'
+    if cuda and not torch.cuda.is_available():
+        raise ValueError('--device cuda: torch sees no CUDA device')
     model = build(cfg, args.random_teacher).to(device).train()
     student = model.student
 
@@ -279,9 +455,29 @@ def main():
                  student=student_step)
     if model.teacher is not None:
         modes['teacher_full'] = teacher_full
+    amp_dtypes = {}  # mode suffix -> dtype
     if args.amp:
-        amp_wrapper = amp_optim_wrapper(cfg, model)
-        modes['distiller_amp'] = lambda: model.train_step(data, amp_wrapper)
+        amp_dtypes = ({f'_{d}': d for d in args.amp_dtype}
+                      if args.amp_dtype else {'': None})
+    for suffix, dtype in amp_dtypes.items():
+        amp_wrapper = amp_optim_wrapper(cfg, model, dtype, cuda)
+        modes['distiller_amp' + suffix] = (
+            lambda w=amp_wrapper: model.train_step(data, w))
+        if dtype is None:
+            continue
+        s_wrapper = student_optim_wrapper(student_copy, dtype, cuda)
+        f_wrapper = student_optim_wrapper(student, dtype, cuda)
+
+        def floor_amp(w=f_wrapper):
+            if model.teacher is not None:
+                with w.optim_context(student):
+                    batch = model.data_preprocessor(data, True)
+                    model.run_teacher(batch['inputs'], batch['data_samples'])
+            student_step(student, w)
+
+        modes['student_amp' + suffix] = (
+            lambda w=s_wrapper: student_step(student_copy, w))
+        modes['floor_amp' + suffix] = floor_amp
     if args.teacher_precision:
         if model.teacher is None:
             raise ValueError('--teacher-precision: this distiller has no '
@@ -292,7 +488,8 @@ def main():
                  channels_last=args.teacher_channels_last)).to(device)
         other.load_state_dict(model.state_dict())
         other.train()
-        other_wrapper = (amp_optim_wrapper(cfg, other) if args.amp else
+        other_wrapper = (amp_optim_wrapper(
+            cfg, other, (args.amp_dtype or [None])[0], cuda) if args.amp else
                          zero_lr(build_optim_wrapper(other,
                                                      cfg.optim_wrapper)))
         name = 'distiller' + ('_amp' if args.amp else '') + \
@@ -318,14 +515,20 @@ def main():
             torch.cuda.synchronize()
 
     times = {name: [] for name in modes}
-    memory = {}
+    memory, step_memory = {}, {}
     for name, fn in modes.items():  # warm-up, mode by mode; the memory
         for _ in range(args.warmup - 1):  # on the last warm-up iteration
             fn()
         if device == 'cuda':
+            torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+            held = torch.cuda.memory_allocated()
         with meter.measure():
             fn()
+        if device == 'cuda':
+            torch.cuda.synchronize()
+            step_memory[name] = (torch.cuda.max_memory_allocated() -
+                                 held) / 2**20
         memory[name] = (torch.cuda.max_memory_allocated() / 2**20
                         if device == 'cuda' else meter.mb)
     for _ in range(args.iters):
@@ -341,6 +544,9 @@ def main():
     record = dict(
         config=args.config,
         device=device,
+        device_name=(torch.cuda.get_device_name() if cuda else cpu_info()
+                     ['model_name']),
+        torch=torch.__version__,
         threads=torch.get_num_threads(),
         batch_size=args.batch_size,
         input_size=list(size),
@@ -348,6 +554,14 @@ def main():
         ms_per_iter=ms,
         ratio_to_floor=ratio(ms, 'distiller', 'floor'),
         ratio_to_student=ratio(ms, 'distiller', 'student'),
+        amp_ratios={
+            dtype: dict(
+                to_floor=ratio(ms, f'distiller_amp{sfx}', f'floor_amp{sfx}'),
+                to_student=ratio(ms, f'distiller_amp{sfx}',
+                                 f'student_amp{sfx}'),
+                to_fp32=ratio(ms, f'distiller_amp{sfx}', 'distiller'))
+            for sfx, dtype in amp_dtypes.items() if dtype is not None
+        },
         ratio_to_fp32={
             name: ratio(ms, name, 'distiller')
             for name in ms if name.startswith('distiller_')
@@ -357,6 +571,7 @@ def main():
         memory_mb=memory,
         memory_kind=('cuda peak allocated' if device == 'cuda' else
                      'activations saved for backward'),
+        step_memory_mb=step_memory or None,
         params_mb=dict(
             trainable=param_mb(trainable),
             student=param_mb(student.parameters()),

@@ -40,9 +40,12 @@ class AutocastOptimWrapper(OptimWrapper):
     and checkpoints hold the optimizer state only (no ``loss_scaler``).
     The parameters, their gradients and the optimizer state stay float32;
     autocast runs convolutions and matrix products in bfloat16, which halves
-    the activations' memory. Speed depends on the CPU: measured on one with
-    ``avx512_bf16`` but no AMX, a CIFAR ResNet-18 step was about 1.2-1.6x
-    *slower* than float32 (docs/en/benchmark.md).
+    the activations' memory. Speed depends on the CPU: a CIFAR ResNet-18
+    step measured about 1.2-1.6x *slower* than float32 on an Intel Xeon with
+    ``avx512_bf16`` but no AMX, 2.2x faster on an AMD EPYC with
+    ``avx512_bf16`` and 2.0x faster on an Intel Xeon with AMX
+    (docs/en/benchmark.md); ``tools/benchmark.py --amp-check`` measures it
+    on the CPU at hand.
 
     ``--amp`` of ``tools/train.py`` selects it on machines without CUDA
     (see :func:`mmkd.utils.enable_amp`); on CUDA, float16 with MMEngine's
