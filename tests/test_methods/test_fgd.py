@@ -201,10 +201,46 @@ def test_bad_wiring_fails_at_build(teacher_ckpt):
 
 def test_channels_without_align_say_what_to_fix(teacher_ckpt):
     # preds_S on the raw 16-channel student maps, not the aligned ones:
-    # the loss is checked with the first batch (ground truth in its inputs)
-    model = fgd_distiller(teacher_ckpt, preds_S='raw').train()
+    # refused by the loss where it first runs with ground truth (the
+    # build-time probe when it runs ground-truth losses, else the first
+    # batch)
     with pytest.raises(ValueError, match="preds_S='fgd_s.feats'.*align"):
+        model = fgd_distiller(teacher_ckpt, preds_S='raw').train()
         model(torch.randn(2, 3, SIZE, SIZE), det_samples(), mode='loss')
+
+
+def test_fgd_on_a_classifier_says_the_samples_have_no_boxes(tmp_path):
+    from mmpretrain.structures import DataSample
+
+    from mmkd.testing.task_configs import cifar_classifier, save_cifar_teacher
+    ckpt = save_cifar_teacher(str(tmp_path / 'teacher.pth'))
+    init_default_scope('mmpretrain')
+    with pytest.raises((ValueError, KeyError),
+                       match=r'(not an mmdet detector|do not carry it).*'
+                       'LoadAnnotations'):
+        model = MODELS.build(
+            dict(
+                type='Distiller',
+                _scope_='mmkd',
+                student=cifar_classifier(4),
+                teacher=dict(model=cifar_classifier(8), checkpoint=ckpt),
+                taps=dict(s='student.backbone', t='teacher.backbone'),
+                connectors=dict(
+                    fgd_s=dict(type='FGDConnector', inputs='s', targets='t'),
+                    fgd_t=dict(type='FGDConnector', inputs='t')),
+                losses=dict(
+                    loss_fgd=dict(
+                        type='FGDLoss',
+                        inputs=dict(
+                            preds_S='fgd_s.feats',
+                            preds_T='t',
+                            rela_S='fgd_s.relation',
+                            rela_T='fgd_t.relation',
+                            gt_instances='gt_instances',
+                            img_metas='img_metas'))),
+                probe_input_shape=(1, 16, 16))).train()
+        samples = [DataSample().set_gt_label(0) for _ in range(2)]
+        model(torch.randn(2, 1, 16, 16), samples, mode='loss')
 
 
 # --------------------------------------------------------------------------

@@ -21,8 +21,8 @@ Built in:
   ``batch_input_shape``, ``scale_factor``...), one per image.
 
 A key may also register a *probe* function, ``probe(inputs, student) ->
-value``: a stand-in value for the zero batch ``inputs`` ``(B, C, H, W)``
-with which the distiller checks its losses at build time, or a
+value``: a stand-in value for a zero batch ``inputs`` ``(B, C, H, W)``, so
+that a loss fed by the key can be run once before any data is seen, or a
 ``ValueError`` saying why the student's data samples cannot give this key
 (e.g. boxes asked of a classifier). ``'gt_instances'`` and ``'img_metas'``
 have one (:func:`probe_ground_truth`).
