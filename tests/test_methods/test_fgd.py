@@ -54,8 +54,12 @@ def teacher_ckpt(tmp_path_factory):
     return path
 
 
-def fgd_distiller(teacher_ckpt, s_levels=range(5), t_levels=range(5),
-                  student=None, preds_S='fgd_s.feats', **loss_kwargs):
+def fgd_distiller(teacher_ckpt,
+                  s_levels=range(5),
+                  t_levels=range(5),
+                  student=None,
+                  preds_S='fgd_s.feats',
+                  **loss_kwargs):
     """RetinaNet R-18 (FPN 16 channels) <- RetinaNet R-18 (32 channels),
     FGD on the FPN convs of the given levels."""
     init_default_scope('mmdet')
@@ -92,22 +96,32 @@ def det_samples(shapes=((48, 64), (64, 56))):
     """Two images padded to 64 x 64; the second box touches the border."""
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
-    boxes = [torch.tensor([[4., 8., 36., 40.]]),
-             torch.tensor([[0., 0., 16., 16.], [20., 24., 56., 64.]])]
+    boxes = [
+        torch.tensor([[4., 8., 36., 40.]]),
+        torch.tensor([[0., 0., 16., 16.], [20., 24., 56., 64.]])
+    ]
     samples = []
     for b, shape in zip(boxes, shapes):
         s = DetDataSample(
-            metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=(64, 64),
-                          scale_factor=(1., 1.), batch_input_shape=(64, 64)))
-        s.gt_instances = InstanceData(bboxes=b, labels=torch.zeros(
-            len(b), dtype=torch.long))
+            metainfo=dict(
+                img_shape=shape,
+                ori_shape=shape,
+                pad_shape=(64, 64),
+                scale_factor=(1., 1.),
+                batch_input_shape=(64, 64)))
+        s.gt_instances = InstanceData(
+            bboxes=b, labels=torch.zeros(len(b), dtype=torch.long))
         samples.append(s)
     return samples
 
 
 def test_distiller_feeds_fgd_its_levels_boxes_and_metas(teacher_ckpt):
-    model = fgd_distiller(teacher_ckpt, alpha_fgd=0.3, beta_fgd=0.2,
-                          gamma_fgd=0.1, lambda_fgd=0.05)
+    model = fgd_distiller(
+        teacher_ckpt,
+        alpha_fgd=0.3,
+        beta_fgd=0.2,
+        gamma_fgd=0.1,
+        lambda_fgd=0.05)
     conn_s, conn_t = model.connectors['fgd_s'], model.connectors['fgd_t']
     assert conn_s.in_channels == [16] * 5 and conn_s.out_channels == [32] * 5
     assert all(isinstance(a, torch.nn.Conv2d) for a in conn_s.align)
@@ -115,8 +129,8 @@ def test_distiller_feeds_fgd_its_levels_boxes_and_metas(teacher_ckpt):
     # the trainable parts are the distiller's: optimizer and checkpoint
     names = {n for n, _ in model.named_parameters()}
     assert any(n.startswith('connectors.fgd_s.align.0') for n in names)
-    assert any(n.startswith('connectors.fgd_t.context.4.conv_mask')
-               for n in names)
+    assert any(
+        n.startswith('connectors.fgd_t.context.4.conv_mask') for n in names)
     assert not any(n.startswith('teacher') for n in model.state_dict())
 
     model.train()
@@ -132,12 +146,12 @@ def test_distiller_feeds_fgd_its_levels_boxes_and_metas(teacher_ckpt):
         t_fpn = list(model.teacher.extract_feat(inputs))
     s_fpn = list(model.student.extract_feat(inputs))
     out_s = conn_s(s_fpn, out_sizes=[f.shape[-2:] for f in t_fpn])
-    expected = FGDLoss(alpha_fgd=0.3, beta_fgd=0.2, gamma_fgd=0.1,
-                       lambda_fgd=0.05)(
-                           out_s['feats'], t_fpn, out_s['relation'],
-                           conn_t(t_fpn)['relation'],
-                           [s.gt_instances for s in samples],
-                           [s.metainfo for s in samples])
+    expected = FGDLoss(
+        alpha_fgd=0.3, beta_fgd=0.2, gamma_fgd=0.1,
+        lambda_fgd=0.05)(out_s['feats'], t_fpn, out_s['relation'],
+                         conn_t(t_fpn)['relation'],
+                         [s.gt_instances
+                          for s in samples], [s.metainfo for s in samples])
     torch.testing.assert_close(losses['distill.loss_fgd'], expected)
     assert expected > 0
 
@@ -168,9 +182,10 @@ def test_probe_gives_fgd_valid_ground_truth(teacher_ckpt):
     values = dict(model.probe((3, SIZE, SIZE)), **gt)
     model.graph.run_connectors(values)
     name, mapping = model.graph._loss_plan[0]
-    loss = model.distill_losses[name](
-        **{a: model.graph.resolve(s, values)
-           for a, s in mapping})
+    loss = model.distill_losses[name](**{
+        a: model.graph.resolve(s, values)
+        for a, s in mapping
+    })
     assert torch.isfinite(loss)
     assert probe_ground_truth('gt_label', inputs, model.student) is None
 
@@ -179,24 +194,25 @@ def test_no_boxes_in_the_data_samples_says_what_to_fix():
     from mmkd.testing.task_configs import cifar_classifier
     init_default_scope('mmpretrain')
     classifier = build_task_model(cifar_classifier(8))
-    with pytest.raises(ValueError, match='not an mmdet detector.*'
-                       r'LoadAnnotations\(with_bbox=True\)'):
+    with pytest.raises(
+            ValueError,
+            match='not an mmdet detector.*'
+            r'LoadAnnotations\(with_bbox=True\)'):
         probe_ground_truth('gt_instances', torch.zeros(2, 1, 16, 16),
                            classifier)
     from mmpretrain.structures import DataSample
     samples = [DataSample().set_gt_label(0) for _ in range(2)]
     with pytest.raises(KeyError, match='do not carry it.*LoadAnnotations'):
         get_ground_truth(samples, 'gt_instances')
-    assert get_ground_truth(samples, 'img_metas') == [
-        s.metainfo for s in samples]
+    assert get_ground_truth(samples,
+                            'img_metas') == [s.metainfo for s in samples]
 
 
 def test_bad_wiring_fails_at_build(teacher_ckpt):
     with pytest.raises(ValueError, match='pairs the levels one to one'):
         fgd_distiller(teacher_ckpt, s_levels=range(4), t_levels=range(5))
     with pytest.raises(ValueError, match="connector 'fgd_s'.*same stride"):
-        fgd_distiller(teacher_ckpt, s_levels=range(4),
-                      t_levels=range(1, 5))
+        fgd_distiller(teacher_ckpt, s_levels=range(4), t_levels=range(1, 5))
 
 
 def test_channels_without_align_say_what_to_fix(teacher_ckpt):
@@ -265,13 +281,14 @@ def test_configs_have_the_authors_settings(name):
     loss = cfg.model.losses.loss_fgd
     assert (loss.temp, loss.alpha_fgd, loss.beta_fgd, loss.gamma_fgd,
             loss.lambda_fgd) == (temp, alpha, beta, gamma, lam)
-    assert sorted(cfg.model.taps) == sorted(
-        [f's{i}' for i in range(levels)] + [f't{i}' for i in range(levels)])
+    assert sorted(cfg.model.taps) == sorted([f's{i}' for i in range(levels)] +
+                                            [f't{i}' for i in range(levels)])
     assert cfg.model.taps[f's{levels - 1}'] == (
         f'student.neck.fpn_convs.{levels - 1}.conv')
     for part in parts:  # init_student=True: neck and heads from the teacher
         assert cfg.model.student[part].init_cfg == dict(
-            type='Pretrained', checkpoint=cfg.model.teacher.checkpoint,
+            type='Pretrained',
+            checkpoint=cfg.model.teacher.checkpoint,
             prefix=part + '.')
     assert cfg.model.student.backbone.depth == 50
     assert load_model_config(cfg.model.teacher.config).model.backbone.depth \
@@ -326,15 +343,24 @@ def test_config_trains_one_iteration_and_converts(name, tmp_path):
         dict(load_model_config(teacher_cfg).model, _scope_='mmdet'))
     ckpt = str(tmp_path / 'teacher.pth')
     torch.save({'state_dict': teacher.state_dict()}, ckpt)
-    coco = make_coco(str(tmp_path / 'coco'), num_train=2, num_val=1,
-                     size=64, with_masks=False)
+    coco = make_coco(
+        str(tmp_path / 'coco'),
+        num_train=2,
+        num_val=1,
+        size=64,
+        with_masks=False)
     init = ', '.join(f'{p}=dict(init_cfg=dict(checkpoint={ckpt!r}))'
                      for p in parts)
     tiny = tmp_path / 'tiny.py'
     tiny.write_text(
-        TINY.format(base=cfg_path, parts=init, ckpt=ckpt,
-                    data_root=coco['data_root'], ann=coco['train_ann_file'],
-                    img=coco['train_img_prefix'], classes=coco['classes']))
+        TINY.format(
+            base=cfg_path,
+            parts=init,
+            ckpt=ckpt,
+            data_root=coco['data_root'],
+            ann=coco['train_ann_file'],
+            img=coco['train_img_prefix'],
+            classes=coco['classes']))
 
     class Snapshot(Hook):
 
@@ -365,10 +391,11 @@ def test_config_trains_one_iteration_and_converts(name, tmp_path):
         assert torch.equal(v, teacher_state[k]), k
     for side in ('fgd_s', 'fgd_t'):  # trained and in the checkpoint
         keys = [k for k in after if k.startswith(f'connectors.{side}.')]
-        assert keys and any(not torch.equal(before[k], after[k])
-                            for k in keys)
-    saved = torch.load(osp.join(cfg.work_dir, 'epoch_1.pth'),
-                       map_location='cpu', weights_only=False)['state_dict']
+        assert keys and any(not torch.equal(before[k], after[k]) for k in keys)
+    saved = torch.load(
+        osp.join(cfg.work_dir, 'epoch_1.pth'),
+        map_location='cpu',
+        weights_only=False)['state_dict']
     assert any(k.startswith('connectors.fgd_t.context') for k in saved)
     assert not any(k.startswith('teacher') for k in saved)
 
