@@ -19,7 +19,7 @@ class FGDConnector(BaseModule):
     FGD (Yang et al., CVPR 2022) keeps, per FPN level, a 1x1 conv that maps
     the student's channels to the teacher's when they differ (``align``)
     and two context blocks on the teacher's channels, one applied to the
-    (aligned) student map and one to the teacher map (Sec. 3.3, Eq. 10;
+    (aligned) student map and one to the teacher map (global distillation;
     the authors' ``FeatureLoss``). In mmkd these trainable parts are two
     connectors of this type, so that their channels are inferred and the
     loss stays a pure function:

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 class GlobalContextBlock(nn.Module):
     """GcBlock-style context block, as the relation module of FGD.
 
-    FGD (Yang et al., CVPR 2022) Sec. 3.3, Eq. 10, as the authors'
+    FGD's global distillation (Yang et al., CVPR 2022), as the authors'
     ``FeatureLoss.spatial_pool`` and ``channel_add_conv_{s,t}``
     (yzd-v/FGD, ``mmdet/distillation/losses/fgd.py``); GCNet (Cao et al.,
     2019) with the channel-add fusion only::

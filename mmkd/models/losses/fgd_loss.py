@@ -28,10 +28,11 @@ def fgd_masks(boxes: Sequence[Tensor],
               device: Optional[torch.device] = None) -> Tuple[Tensor, Tensor]:
     """The foreground and background masks of FGD at one feature size.
 
-    FGD Sec. 3.2, Eqs. 2-3 (the binary mask ``M`` and the scale mask
-    ``S``), as the authors' ``FeatureLoss.forward``: each image's boxes
-    ``(x1, y1, x2, y2)`` are divided by its ``img_shape`` and multiplied by
-    the feature size ``(H, W)``; a box covers the rows
+    FGD's focal distillation (the paper's binary mask ``M`` and scale mask
+    ``S``), as the authors' ``FeatureLoss.forward``
+    (docs/en/methods.md#fgd-masks): each image's boxes ``(x1, y1, x2, y2)``
+    are divided by its ``img_shape`` and multiplied by the feature size
+    ``(H, W)``; a box covers the rows
     ``floor(y1)..ceil(y2)`` and the columns ``floor(x1)..ceil(x2)``, both
     ends included and cut at the map's border, with the value
     ``1 / ((ceil(y2) + 1 - floor(y1)) * (ceil(x2) + 1 - floor(x1)))`` (the
@@ -94,7 +95,7 @@ class FGDLoss(nn.Module):
         A_C(F) = C   softmax_C ( mean_HW |F| / T )       # (B, C)
 
     the masks ``M_fg``, ``M_bg`` of :func:`fgd_masks` and ``W = A_S(F_t)
-    A_C(F_t)`` (the teacher's attention, Eq. 9)::
+    A_C(F_t)`` (the teacher's attention)::
 
         L_fg   = sum( M_fg W (F_s - F_t)^2 ) / B
         L_bg   = sum( M_bg W (F_s - F_t)^2 ) / B
@@ -150,8 +151,7 @@ class FGDLoss(nn.Module):
 
     def attention(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """Spatial ``(B, H, W)`` and channel ``(B, C)`` attention of
-        ``(B, C, H, W)`` (FGD Eqs. 4-5 with the code's scaling by ``H W``
-        and ``C``)."""
+        ``(B, C, H, W)`` (FGD's attention, scaled by ``H W`` and ``C``)."""
         B, C, H, W = x.shape
         value = x.abs()
         spatial = H * W * F.softmax(
