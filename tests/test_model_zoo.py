@@ -1,6 +1,7 @@
-"""The model zoo as the metafiles list it: every path exists, and every
+"""The model zoo as the metafiles list it: every path exists, every
 released weight file carries the sha256 prefix of its bytes in its name and
-holds a plain student (no distiller keys)."""
+holds a plain student (no distiller keys), and every released config is a
+short file that MMEngine loads."""
 import glob
 import hashlib
 import os.path as osp
@@ -46,3 +47,24 @@ def test_released_weights_hash_and_keys(metafile, model):
     assert set(ckpt) <= {'meta', 'state_dict'}  # no training state
     assert not any(k.startswith(('student.', 'teacher.', 'connectors.',
                                  'critic.')) for k in ckpt['state_dict'])
+
+
+RELEASED_CONFIGS = sorted(
+    osp.relpath(p, ROOT)
+    for p in glob.glob(osp.join(ROOT, 'model_zoo', '*', '*.py')))
+
+
+@pytest.mark.parametrize('path', RELEASED_CONFIGS)
+def test_released_config_is_short_and_loads(path):
+    """A subset of a dataset is a ``range`` (one line), not a dumped list of
+    indices: no released config is over 300 lines."""
+    from mmengine.config import Config
+    with open(osp.join(ROOT, path)) as f:
+        lines = f.read().count('\n')
+    assert lines <= 300, f'{path}: {lines} lines'
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        indices = loader.dataset.get('indices') if loader else None
+        assert indices is None or isinstance(indices, (int, range)), \
+            f'{path}: {split} indices {type(indices).__name__}'

@@ -13,7 +13,7 @@ train_dataloader = dict(batch_size=64, dataset=dict(indices=1000))
 test_dataloader = dict(_base_.val_dataloader)
 val_dataloader = dict(
     dataset=dict(
-        split='train', test_mode=False, indices=list(range(50000, 52000))))
+        split='train', test_mode=False, indices=range(50000, 52000)))
 optim_wrapper = dict(optimizer=dict(lr=lr))
 # lr x0.1 at 50 % and 75 % of the schedule, as the authors' [100, 150] / 200
 param_scheduler = dict(

@@ -12,7 +12,7 @@ train_dataloader = dict(dataset=dict(indices=20000))
 test_dataloader = dict(_base_.val_dataloader)
 val_dataloader = dict(
     dataset=dict(
-        split='train', test_mode=False, indices=list(range(50000, 55000))))
+        split='train', test_mode=False, indices=range(50000, 55000)))
 optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = dict(milestones=[99, 118, 138])  # 157 * (151, 181, 211) / 240
 # the warm-up of the distillation loss: 20/240 of the 157 iterations

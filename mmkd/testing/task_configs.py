@@ -15,22 +15,11 @@ def write(path, *texts: str) -> str:
     return str(path)
 
 
-def cls_config(path, data: dict, depth: int = 18) -> str:
-    """mmpretrain ResNet on a CUB-layout dataset, 32 px, 1 epoch."""
-    return write(path, f"""
-        _base_ = ['mmpretrain::_base_/default_runtime.py']
-        default_scope = 'mmpretrain'
-        model = dict(
-            type='ImageClassifier',
-            backbone=dict(type='ResNet', depth={depth}, num_stages=4,
-                          out_indices=(3, ), style='pytorch'),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes={len(data['classes'])},
-                      in_channels=512,
-                      loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
-        data_preprocessor = dict(
-            num_classes={len(data['classes'])}, mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375], to_rgb=True)
+def cls_data(data: dict) -> str:
+    """The data part of :func:`cls_config`: 32 px pipelines, the loaders of
+    a CUB-layout dataset and an accuracy evaluator. Also for a config that
+    inherits another one and only swaps in the tiny data."""
+    return textwrap.dedent(f"""
         pipeline = [
             dict(type='LoadImageFromFile'),
             dict(type='Resize', scale=32),
@@ -50,6 +39,26 @@ def cls_config(path, data: dict, depth: int = 18) -> str:
         test_dataloader = val_dataloader
         val_evaluator = dict(type='Accuracy', topk=(1, ))
         test_evaluator = val_evaluator
+        """)
+
+
+def cls_config(path, data: dict, depth: int = 18) -> str:
+    """mmpretrain ResNet on a CUB-layout dataset, 32 px, 1 epoch."""
+    return write(path, f"""
+        _base_ = ['mmpretrain::_base_/default_runtime.py']
+        default_scope = 'mmpretrain'
+        model = dict(
+            type='ImageClassifier',
+            backbone=dict(type='ResNet', depth={depth}, num_stages=4,
+                          out_indices=(3, ), style='pytorch'),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes={len(data['classes'])},
+                      in_channels=512,
+                      loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+        data_preprocessor = dict(
+            num_classes={len(data['classes'])}, mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375], to_rgb=True)
+        """, cls_data(data), """
         optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
         train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
         val_cfg = dict()
@@ -60,16 +69,11 @@ def cls_config(path, data: dict, depth: int = 18) -> str:
         """)
 
 
-def det_config(path, data: dict, depth: int = 18) -> str:
-    """mmdet Faster R-CNN R-{depth}-FPN on a COCO-json dataset, 64 px."""
-    in_channels = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024,
-                                                          2048]
-    return write(path, f"""
-        _base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
-        model = dict(
-            backbone=dict(depth={depth}, init_cfg=None),
-            neck=dict(in_channels={in_channels}),
-            roi_head=dict(bbox_head=dict(num_classes={len(data['classes'])})))
+def det_data(data: dict) -> str:
+    """The data part of :func:`det_config`: 64 px pipelines, the loaders of
+    a COCO-json dataset and its ``CocoMetric``. Also for a config that
+    inherits another one and only swaps in the tiny data."""
+    return textwrap.dedent(f"""
         metainfo = dict(classes={data['classes']!r})
         train_pipeline = [
             dict(type='LoadImageFromFile'),
@@ -101,6 +105,20 @@ def det_config(path, data: dict, depth: int = 18) -> str:
         val_evaluator = dict(
             ann_file={osp.join(data['data_root'], data['val_ann_file'])!r})
         test_evaluator = val_evaluator
+        """)
+
+
+def det_config(path, data: dict, depth: int = 18) -> str:
+    """mmdet Faster R-CNN R-{depth}-FPN on a COCO-json dataset, 64 px."""
+    in_channels = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024,
+                                                          2048]
+    return write(path, f"""
+        _base_ = ['mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py']
+        model = dict(
+            backbone=dict(depth={depth}, init_cfg=None),
+            neck=dict(in_channels={in_channels}),
+            roi_head=dict(bbox_head=dict(num_classes={len(data['classes'])})))
+        """, det_data(data), """
         train_cfg = dict(max_epochs=1, val_interval=1)
         default_hooks = dict(logger=dict(type='LoggerHook', interval=1))
         """)

@@ -26,13 +26,7 @@ log_processor = dict(
     _scope_='mmdet', by_epoch=True, type='LogProcessor', window_size=50)
 max_epochs = 100
 metainfo = dict(
-    classes=('tree', ), palette=[
-        (
-            0,
-            200,
-            0,
-        ),
-    ])
+    classes=('tree', ), palette=[(0, 200, 0)])
 model = dict(
     backbone=dict(
         base_channels=32,
@@ -42,12 +36,7 @@ model = dict(
         norm_cfg=dict(requires_grad=True, type='BN'),
         norm_eval=False,
         num_stages=4,
-        out_indices=(
-            0,
-            1,
-            2,
-            3,
-        ),
+        out_indices=(0, 1, 2, 3),
         style='pytorch',
         type='ResNet'),
     bbox_head=dict(
@@ -68,48 +57,22 @@ model = dict(
         norm_on_bbox=True,
         num_classes=1,
         regress_ranges=(
-            (
-                -1,
-                32,
-            ),
-            (
-                32,
-                64,
-            ),
-            (
-                64,
-                100000000.0,
-            ),
+            (-1, 32),
+            (32, 64),
+            (64, 100000000.0),
         ),
         stacked_convs=2,
-        strides=[
-            8,
-            16,
-            32,
-        ],
+        strides=[8, 16, 32],
         type='FCOSHead'),
     data_preprocessor=dict(
         bgr_to_rgb=True,
-        mean=[
-            123.675,
-            116.28,
-            103.53,
-        ],
+        mean=[123.675, 116.28, 103.53],
         pad_size_divisor=32,
-        std=[
-            58.395,
-            57.12,
-            57.375,
-        ],
+        std=[58.395, 57.12, 57.375],
         type='DetDataPreprocessor'),
     neck=dict(
         add_extra_convs='on_output',
-        in_channels=[
-            32,
-            64,
-            128,
-            256,
-        ],
+        in_channels=[32, 64, 128, 256],
         num_outs=3,
         out_channels=128,
         relu_before_extra_convs=True,
@@ -136,10 +99,7 @@ param_scheduler = [
         by_epoch=True,
         end=100,
         gamma=0.1,
-        milestones=[
-            75,
-            90,
-        ],
+        milestones=[75, 90],
         type='MultiStepLR'),
 ]
 test_cfg = dict(_scope_='mmdet', type='TestLoop')
@@ -151,13 +111,7 @@ test_dataloader = dict(
         backend_args=None,
         data_prefix=dict(img='images/'),
         data_root='data/deepforest_coco',
-        metainfo=dict(classes=('tree', ), palette=[
-            (
-                0,
-                200,
-                0,
-            ),
-        ]),
+        metainfo=dict(classes=('tree', ), palette=[(0, 200, 0)]),
         pipeline=[
             dict(type='LoadImageFromFile'),
             dict(keep_ratio=True, scale_factor=1.0, type='Resize'),
@@ -214,22 +168,13 @@ train_dataloader = dict(
         data_prefix=dict(img='images/'),
         data_root='data/deepforest_coco',
         filter_cfg=dict(filter_empty_gt=True, min_size=1),
-        metainfo=dict(classes=('tree', ), palette=[
-            (
-                0,
-                200,
-                0,
-            ),
-        ]),
+        metainfo=dict(classes=('tree', ), palette=[(0, 200, 0)]),
         pipeline=[
             dict(type='LoadImageFromFile'),
             dict(type='LoadAnnotations', with_bbox=True),
             dict(
                 allow_negative_crop=False,
-                crop_size=(
-                    192,
-                    192,
-                ),
+                crop_size=(192, 192),
                 type='RandomCrop'),
             dict(
                 direction=[
@@ -247,10 +192,7 @@ train_dataloader = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),
-    dict(allow_negative_crop=False, crop_size=(
-        192,
-        192,
-    ), type='RandomCrop'),
+    dict(allow_negative_crop=False, crop_size=(192, 192), type='RandomCrop'),
     dict(direction=[
         'horizontal',
         'vertical',
@@ -266,13 +208,7 @@ val_dataloader = dict(
         backend_args=None,
         data_prefix=dict(img='images/'),
         data_root='data/deepforest_coco',
-        metainfo=dict(classes=('tree', ), palette=[
-            (
-                0,
-                200,
-                0,
-            ),
-        ]),
+        metainfo=dict(classes=('tree', ), palette=[(0, 200, 0)]),
         pipeline=[
             dict(type='LoadImageFromFile'),
             dict(keep_ratio=True, scale_factor=1.0, type='Resize'),

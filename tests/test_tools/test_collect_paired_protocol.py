@@ -121,3 +121,40 @@ def test_arms_and_name_come_from_the_arguments(tmp_path, collector):
     assert 'ReviewKD - baseline +1.25 (this run, seed1)' in out
     assert 'ReviewKD better on 2 of 2 seeds' in out
     assert "the protocol's own seed1: +1.00" in out
+
+
+def test_released_layout_gives_the_same_table(tmp_path, collector):
+    """--release copies each finished run's training log and test/fit json
+    into <DIR>/<arm>/seed<N>.{log,test.json,fit.json}; the collector reads
+    that layout to the same table (the released files alone recompute every
+    number). An unfinished run is not released."""
+    work = tmp_path / 'work'
+
+    def text_log_seed(arm, seed, val, test=None, done=True):
+        d = work / arm / f'seed{seed}' / '20260101_000000'
+        d.mkdir(parents=True)
+        (d / '20260101_000000.log').write_text(
+            '2026/01/01 00:00:00 - mmengine - INFO - Epoch(val) [4][20/20]'
+            f'    accuracy/top1: {val:.4f}  data_time: 0.1  time: 0.2\n')
+        if done:
+            (d.parent / 'done').write_text('')
+        if test is not None:
+            (d.parent / 'test.json').write_text(
+                json.dumps({'accuracy/top1': test}))
+
+    for seed, (b, k) in enumerate(((80.0, 82.0), (81.0, 82.5))):
+        text_log_seed('baseline', seed, b - 1, b)
+        text_log_seed('kd', seed, k - 1, k)
+    text_log_seed('select_baseline_lr0.1', 100, 78.0)
+    text_log_seed('kd', 2, 50.0, done=False)
+    arms = [('baseline', 'ResNet-20 (CE)'), ('kd', 'ResNet-20 + KD')]
+    released = tmp_path / 'released'
+    collector.release(str(work), ['baseline', 'kd', 'select_baseline_lr0.1'],
+                      str(released))
+    assert sorted(p.name for p in (released / 'kd').iterdir()) == [
+        'seed0.log', 'seed0.test.json', 'seed1.log', 'seed1.test.json']
+    from_work = collector.table(str(work), arms, 'KD')
+    assert collector.table(str(released), arms, 'KD') == from_work
+    assert 'KD - baseline (mean final test top-1 (%)): +1.75' in from_work
+    assert 'Selection runs (final validation top-1 (%), seeds): ' \
+        'baseline_lr0.1 78.00 (100).' in from_work

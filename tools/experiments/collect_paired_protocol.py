@@ -1,12 +1,18 @@
-"""Results of a paired protocol run by tools/experiments/paired_protocol.sh
-(FRSKD's small-data protocol, configs/frskd/README.md; ReviewKD's
-short-schedule protocol, configs/reviewkd/README.md).
+"""Results of a paired protocol (FRSKD's small-data protocol,
+configs/frskd/README.md, tools/experiments/frskd_small_data.sh; ReviewKD's
+short-schedule protocol, configs/reviewkd/README.md,
+tools/experiments/reviewkd_short_schedule.sh; the few-label protocol,
+configs/kd/README.md, tools/experiments/few_label.sh).
 
-A run lives in ``<WORK>/<arm>/seed<N>/``: MMEngine's training logs (the
-validation top-1 on held-out training images), and ``test.json`` /
-``fit.json``, the final checkpoint's top-1 on the 10,000 test images and on
-its own training subset (``tools/test.py --out``). The first ``--arm`` is the
-baseline; every other arm is compared with it seed by seed.
+A run lives in ``<WORK>/<arm>/seed<N>/`` while it is trained: MMEngine's
+training logs (the validation top-1 on held-out training images), ``done``
+once it finished, and ``test.json`` / ``fit.json``, the final checkpoint's
+top-1 on the 10,000 test images and on its own training subset
+(``tools/test.py --out``). A released protocol (``--release DIR``) keeps the
+same facts flat: ``<DIR>/<arm>/seed<N>.log`` (the training log),
+``seed<N>.test.json`` and ``seed<N>.fit.json``; the collector reads either.
+The first ``--arm`` is the baseline; every other arm is compared with it seed
+by seed.
 
     python tools/experiments/collect_paired_protocol.py WORK \
         --arm baseline 'ResNet-14 (CE)' --arm frskd 'ResNet-14 + FRSKD' \
@@ -19,6 +25,7 @@ final validation top-1: the selection step, which never reads test.json.
 import argparse
 import glob
 import json
+import os
 import os.path as osp
 import sys
 from typing import Dict, List, Optional, Tuple
@@ -35,11 +42,12 @@ METRIC = 'accuracy/top1'
 Arms = List[Tuple[str, str]]  # (work-dir name, label); the first: baseline
 
 
-def final_val(seed_dir: str) -> Optional[float]:
-    """The validation top-1 of the last validation of a finished run."""
-    if not osp.isfile(osp.join(seed_dir, 'done')):
+def final_val(run: str) -> Optional[float]:
+    """The validation top-1 of the last validation of a finished run (a
+    work dir with ``done``, or a released training log)."""
+    if osp.isdir(run) and not osp.isfile(osp.join(run, 'done')):
         return None
-    values = series(load_run(seed_dir), METRIC, 'val')
+    values = series(load_run(run), METRIC, 'val')
     return values[max(values)] if values else None
 
 
@@ -50,21 +58,55 @@ def json_metric(path: str) -> Optional[float]:
         return float(json.load(f)[METRIC])
 
 
+def seed_files(run_dir: str) -> Dict[str, Tuple[str, str, str]]:
+    """``{seed: (training run, test json, fit json)}``: a work dir's
+    ``seed<N>/`` or, where there is none, a released ``seed<N>.log``."""
+    out = {}
+    for path in glob.glob(osp.join(run_dir, 'seed*')):
+        name = osp.basename(path)
+        if osp.isdir(path):
+            out[name] = (path, osp.join(path, 'test.json'),
+                         osp.join(path, 'fit.json'))
+    for path in glob.glob(osp.join(run_dir, 'seed*.log')):
+        seed = osp.basename(path)[:-len('.log')]
+        if seed not in out:
+            stem = path[:-len('.log')]
+            out[seed] = (path, f'{stem}.test.json', f'{stem}.fit.json')
+    return out
+
+
 def collect_run(run_dir: str) -> Dict[str, Dict[str, float]]:
     """``{'val'|'test'|'fit': {seed: top-1}}`` of a run's finished seeds."""
     out = dict(val={}, test={}, fit={})
-    for seed_dir in sorted(glob.glob(osp.join(run_dir, 'seed*')),
-                           key=lambda d: seed_key(osp.basename(d))):
-        if not osp.isdir(seed_dir):
-            continue
-        seed = osp.basename(seed_dir)
-        for key, value in (
-                ('val', final_val(seed_dir)),
-                ('test', json_metric(osp.join(seed_dir, 'test.json'))),
-                ('fit', json_metric(osp.join(seed_dir, 'fit.json')))):
+    files = seed_files(run_dir)
+    for seed in sorted(files, key=seed_key):
+        run, test, fit = files[seed]
+        for key, value in (('val', final_val(run)), ('test', json_metric(test)),
+                           ('fit', json_metric(fit))):
             if value is not None:
                 out[key][seed] = value
     return out
+
+
+def release(work: str, runs, dest: str) -> None:
+    """Copy the finished seeds of ``runs`` into the released layout."""
+    import shutil
+    for run in runs:
+        files = seed_files(osp.join(work, run))
+        for seed, (path, test, fit) in sorted(files.items()):
+            if not osp.isdir(path) or not osp.isfile(osp.join(path, 'done')):
+                continue
+            logs = sorted(glob.glob(osp.join(path, '2*', '*.log')))
+            if len(logs) != 1:
+                raise SystemExit(f'{path}: {len(logs)} training logs; a '
+                                 'resumed run has several, release them by '
+                                 'hand')
+            os.makedirs(osp.join(dest, run), exist_ok=True)
+            shutil.copyfile(logs[0], osp.join(dest, run, f'{seed}.log'))
+            for src, kind in ((test, 'test'), (fit, 'fit')):
+                if osp.isfile(src):
+                    shutil.copyfile(
+                        src, osp.join(dest, run, f'{seed}.{kind}.json'))
 
 
 def best_run(work: str, runs) -> str:
@@ -76,6 +118,14 @@ def best_run(work: str, runs) -> str:
     if not scores:
         raise SystemExit(f'no finished selection run among {list(runs)}')
     return max(scores, key=scores.get)
+
+
+def selection_run(run_dir: str) -> str:
+    """``'<name> <mean ± std> (<seeds>)'`` of a selection run."""
+    vals = collect_run(run_dir)['val']
+    seeds = ', '.join(seed[len('seed'):] for seed in sorted(vals, key=seed_key))
+    return (f'{osp.basename(run_dir)[len("select_"):]} '
+            f'{format_mean_std(list(vals.values()))} ({seeds})')
 
 
 def table(work: str, arms: Arms, name: str, selected: str = '') -> str:
@@ -114,11 +164,8 @@ def table(work: str, arms: Arms, name: str, selected: str = '') -> str:
     selection = sorted(
         d for d in glob.glob(osp.join(work, 'select_*')) if osp.isdir(d))
     if selection:
-        lines += ['', 'Selection runs (seed 100, validation top-1 (%)): ' +
-                  '; '.join(
-                      f'{osp.basename(d)[len("select_"):]} '
-                      f'{format_mean_std(list(collect_run(d)["val"].values()))}'  # noqa: E501
-                      for d in selection) + '.']
+        lines += ['', 'Selection runs (final validation top-1 (%), seeds): ' +
+                  '; '.join(selection_run(d) for d in selection) + '.']
     return '\n'.join(lines) + '\n'
 
 
@@ -149,6 +196,9 @@ def main():
                         'the second arm\'s label after its last "+ ")')
     parser.add_argument('--best', nargs='+', help='selection: print the '
                         'run with the best final validation top-1')
+    parser.add_argument('--release', metavar='DIR', help='copy the '
+                        'training logs and test/fit json of the arms and of '
+                        'every select_* run into DIR (the released layout)')
     parser.add_argument('--selected', default='',
                         help='the selected settings, for the table')
     parser.add_argument('--readme', help='write the table between the '
@@ -163,6 +213,11 @@ def main():
     if args.readme and not args.mark:
         parser.error('--readme needs --mark')
     arms = [tuple(a) for a in args.arm]
+    if args.release:
+        selection = [osp.basename(d) for d in glob.glob(
+            osp.join(args.work, 'select_*')) if osp.isdir(d)]
+        release(args.work, [a for a, _ in arms] + sorted(selection),
+                args.release)
     name = args.name or arms[1][1].rsplit('+ ', 1)[-1]
     text = table(args.work, arms, name, args.selected)
     print(text)

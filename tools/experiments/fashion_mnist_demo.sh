@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The main job: a distillation run against its CE baseline on real data, in
-# the regime where the paper's mechanism acts, in a few minutes on two CPU
-# cores; exactly one seed of a paired protocol whose 5-seed result it
-# prints beside its own:
-#   reviewkd (default): ReviewKD ResNet-56 -> ResNet-20 with the released
-#       teacher (model_zoo/reviewkd/), one epoch on the first 20,000
-#       Fashion-MNIST training images: the short-schedule protocol of
+# A distillation run against its CE baseline on real data, in a few minutes
+# on two CPU cores: exactly one seed of a paired protocol, whose 5-seed
+# result it prints and draws beside its own:
+#   kd (default): Hinton KD from the released ResNet-56 teacher
+#       (model_zoo/reviewkd/) to a ResNet-20 trained on the first 1,000
+#       Fashion-MNIST training images for 40 epochs: the few-label protocol
+#       of configs/kd/README.md (about 5 min);
+#   reviewkd: ReviewKD ResNet-56 -> ResNet-20 with the same teacher, one
+#       epoch on the first 20,000 images: the short-schedule protocol of
 #       configs/reviewkd/README.md (about 5 min);
 #   frskd: FRSKD (BiFPNc self-teacher, KD + AT) on a ResNet-14, 40 epochs on
 #       the first 1,000 images: the small-data protocol of
@@ -17,13 +19,14 @@
 #      process per core, with the protocol's configs and lr;
 #   3. tests both final checkpoints on the 10,000 test images and prints
 #      this run's difference beside the protocol's paired difference and its
-#      95 % interval;
+#      95 % interval; draws the protocol's per-seed pairs with this run's
+#      pair marked ($WORK/seeds.png);
 #   4. plots both runs' validation top-1 and loss terms ($WORK/curves.png);
 #   5. converts the distilled checkpoint into a plain mmpretrain student
 #      (tools/convert_to_student.py) and classifies the test set again with
 #      mmpretrain's ImageClassificationInferencer in a new process.
 #
-#   bash tools/experiments/fashion_mnist_demo.sh [reviewkd|frskd]
+#   bash tools/experiments/fashion_mnist_demo.sh [kd|reviewkd|frskd]
 #
 # Environment: PYTHON (default: .venv/bin/python if present, else python),
 # WORK (default: work_dirs/<method>_fashion_mnist_demo), SEED (default: 0);
@@ -35,8 +38,16 @@ cd "$(dirname "$0")/../.."
 if [ -z "${PYTHON:-}" ]; then
     if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
 fi
-METHOD=${1:-reviewkd}
+METHOD=${1:-kd}
 case "$METHOD" in
+    kd)
+        NAME=KD
+        BASELINE=experiments/reviewkd/resnet20_1xb128-40e_fashion-mnist-1k.py
+        DISTILL=experiments/reviewkd/kd_resnet56-resnet20_1xb128-40e_fashion-mnist-1k.py
+        RESULTS=configs/kd/results_few_label.json
+        STUDENT=resnet20_kd_student
+        WHAT="ResNet-56 -> ResNet-20, 1,000 images, 40 epochs; about 5 min"
+        ;;
     reviewkd)
         NAME=ReviewKD
         BASELINE=experiments/reviewkd/resnet20_1xb128-1e_fashion-mnist-20k.py
@@ -54,7 +65,7 @@ case "$METHOD" in
         WHAT="ResNet-14, 1,000 images, 40 epochs; about 9 min"
         ;;
     *)
-        echo "usage: $0 [reviewkd|frskd]" >&2
+        echo "usage: $0 [kd|reviewkd|frskd]" >&2
         exit 2
         ;;
 esac
@@ -100,7 +111,8 @@ wait "$distilled"
 echo
 echo "== top-1 (%) on the 10,000 Fashion-MNIST test images =="
 "$PYTHON" tools/experiments/compare_with_protocol.py "$WORK" "$RESULTS" \
-    --seed "seed$SEED"
+    --seed "seed$SEED" --plot "$WORK/seeds.png"
+echo "per-seed pairs: $WORK/seeds.png"
 
 "$PYTHON" tools/analysis_tools/plot_curves.py "$WORK/curves.png" \
     --arm baseline "$WORK/baseline/seed$SEED" --arm "$NAME" "$WORK/$METHOD/seed$SEED" \

@@ -5,7 +5,9 @@
 #
 #   job NAME CONFIG SEED [cfg-options...]   train (resumable), then test the
 #       final checkpoint on the test set (test.json) and on the training
-#       subset (fit.json); the output goes to $WORK/NAME/seedN.log
+#       subset (fit.json), except for a selection run (NAME select_*: the
+#       test set is never read for it); the output goes to
+#       $WORK/NAME/seedN.log
 #   throttle                                wait until fewer than JOBS run
 #   best_of RUN...                          the run with the best final
 #       validation top-1 (seed 100; the test set is never read)
@@ -34,8 +36,10 @@ job() {
     shift 3
     mkdir -p "$WORK/$name"
     {
-        run "$name" "$config" "$seed" "$@" && \
-        evaluate "$name" "$seed" "$config" randomness.seed="$seed" "$@"
+        run "$name" "$config" "$seed" "$@" && {
+            [[ $name == select_* ]] ||
+                evaluate "$name" "$seed" "$config" randomness.seed="$seed" "$@"
+        }
     } > "$WORK/$name/seed$seed.log" 2>&1 || {
         echo "[$(date +%H:%M:%S)] FAILED $name seed $seed ($WORK/$name/seed$seed.log)" >&2
         return 1

@@ -15,6 +15,8 @@ run() {
     fi
     echo "[$(date +%H:%M:%S)] $name seed $seed -> $dir"
     "$PYTHON" tools/train.py "$config" --work-dir "$dir" --resume \
-        ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} --cfg-options randomness.seed="$seed" ${OPTS[@]+"${OPTS[@]}"} "$@"
+        ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} --cfg-options randomness.seed="$seed" ${OPTS[@]+"${OPTS[@]}"} "$@" \
+        || return  # a failed or killed training is not marked done (set -e
+                   # does not act inside the callers' `&&` lists)
     touch "$dir/done"
 }

@@ -1,0 +1,107 @@
+"""CIRKD mini-batch pixel-to-pixel distillation."""
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+
+
+@MODELS.register_module()
+class CIRKDMiniBatchLoss(nn.Module):
+    """Mini-batch pixel-to-pixel distillation of CIRKD (Yang et al., CVPR
+    2022, Sec. 3.2; docs/en/methods.md#cirkd), as the authors'
+    ``CriterionMiniBatchCrossImagePair`` (winycg/CIRKD
+    ``losses/cirkd_mini_batch.py``).
+
+    With the student and teacher embeddings ``(B, C_s, h, w)`` and
+    ``(B, C_t, h, w)`` L2-normalised over channels (``F_i``: image ``i``'s
+    ``N = h w`` pixels), for every ordered pair of images ``(i, j)`` the
+    pixel similarity map ``S_ij = F_i F_j^T`` ``(N, N)``::
+
+        loss = 1 / B^2 * sum_{i, j} 1 / N * sum_n
+               KL(softmax(S^t_ij[n] / tau) || softmax(S^s_ij[n] / tau))
+
+    (``F.kl_div(..., reduction='batchmean')`` over the ``N`` rows, as the
+    code; no ``tau^2`` factor). The channel counts of student and teacher
+    may differ (the maps are ``N x N``); the spatial sizes must agree. With
+    ``pooling=True`` both embeddings are first average-pooled 2x2 (stride
+    2, ``ceil_mode``), the authors' option.
+
+    All ``B^2`` maps come from one matrix product ``(B N, C) x (C, B N)``
+    viewed as ``(B N, B, N)``; no loop over pairs. Memory: ``B^2 N^2``
+    floats per map; autograd keeps two of them (the student's log-softmax
+    and the teacher's softmax), as the authors' loop over pairs does, and
+    the forward peaks at three (1.07 GB each in float32 for 2 images of
+    64 x 128 embeddings, Cityscapes 512 x 1024 crops at output stride 8).
+
+    The relations are among the images of one process's batch: the
+    authors' all-gather lines are commented out.
+
+    Args:
+        tau (float): Temperature of the similarities. Authors: 0.1
+            (``--contrast-temperature``).
+        pooling (bool): 2x2 average pooling first. Defaults to False (the
+            authors' training script).
+        loss_weight (float): Multiplier. Authors: 1
+            (``--lambda-minibatch-pixel``).
+    """
+
+    def __init__(self,
+                 tau: float = 0.1,
+                 pooling: bool = False,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f'CIRKDMiniBatchLoss: tau must be positive, '
+                             f'got {tau}')
+        self.tau = tau
+        self.pooling = pooling
+        self.loss_weight = loss_weight
+
+    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            preds_S (Tensor): Student embedding ``(B, C_s, h, w)``.
+            preds_T (Tensor): Teacher embedding ``(B, C_t, h, w)`` (detached
+                here).
+
+        Returns:
+            Tensor: Scalar loss, times ``loss_weight``.
+        """
+        if preds_S.dim() != 4 or preds_T.dim() != 4:
+            raise ValueError(
+                'CIRKDMiniBatchLoss expects (B, C, h, w) embeddings, got '
+                f'{tuple(preds_S.shape)} and {tuple(preds_T.shape)}')
+        if (preds_S.shape[0] != preds_T.shape[0]
+                or preds_S.shape[2:] != preds_T.shape[2:]):
+            raise ValueError(
+                'CIRKDMiniBatchLoss: student and teacher embeddings must '
+                'have the same batch and spatial size (the similarity maps '
+                f'are pixel by pixel), got {tuple(preds_S.shape)} and '
+                f'{tuple(preds_T.shape)}; tap features of the same output '
+                'stride')
+        preds_T = preds_T.detach()
+        if self.pooling:
+            preds_S = F.avg_pool2d(preds_S, 2, 2, ceil_mode=True)
+            preds_T = F.avg_pool2d(preds_T, 2, 2, ceil_mode=True)
+        B, _, h, w = preds_S.shape
+        N = h * w
+        with torch.no_grad():
+            log_p_t = F.log_softmax(self._similarity(preds_T), dim=2)
+            p_t = log_p_t.exp()
+            # sum_m p_t log p_t per row; log_p_t is freed before the
+            # student's maps are made
+            neg_entropy = (p_t * log_p_t).sum(2)
+            del log_p_t
+        log_p_s = F.log_softmax(self._similarity(preds_S), dim=2)
+        kl = (neg_entropy - (p_t * log_p_s).sum(2)).sum()
+        return self.loss_weight * kl / (N * B * B)
+
+    def _similarity(self, x: Tensor) -> Tensor:
+        """``S[(i, n), j, m] = <x_i[:, n], x_j[:, m]> / tau``, normalised
+        over channels: ``(B N, B, N)``."""
+        B, C, h, w = x.shape
+        x = F.normalize(x, p=2, dim=1)
+        x = x.permute(1, 0, 2, 3).reshape(C, B * h * w)
+        return (x.T @ x).view(B * h * w, B, h * w) / self.tau
