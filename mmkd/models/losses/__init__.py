@@ -7,6 +7,7 @@ from .cirkd_minibatch_loss import CIRKDMiniBatchLoss
 from .cwd_loss import CWDLoss
 from .dist_loss import DISTLoss
 from .dkd_loss import DKDLoss
+from .fgd_loss import FGDLoss
 from .kd_loss import KDLoss
 from .mgd_loss import MGDLoss
 from .pair_wise_loss import PairWiseLoss
@@ -19,5 +20,6 @@ __all__ = [
     'HCLLoss', 'FitNetLoss', 'GTCrossEntropyLoss', 'ATLoss', 'DKDLoss',
     'KDLoss', 'PairWiseLoss', 'PixelWiseLoss', 'HolisticCriticLoss',
     'HolisticGeneratorLoss', 'gradient_penalty', 'CIRKDMemoryLoss',
-    'CIRKDMiniBatchLoss', 'MGDLoss', 'CWDLoss', 'DISTLoss', 'PKDLoss'
+    'CIRKDMiniBatchLoss', 'MGDLoss', 'CWDLoss', 'DISTLoss', 'PKDLoss',
+    'FGDLoss'
 ]

@@ -15,7 +15,17 @@ Built in:
 * ``'gt_instances'`` (mmdet ``DetDataSample``): the list of the images'
   ``InstanceData`` (``bboxes`` ``(N_i, 4)`` in the preprocessed image's
   pixels, ``labels`` ``(N_i, )``, ``masks`` for instance segmentation), one
-  per image, since the images have different numbers of objects.
+  per image, since the images have different numbers of objects;
+* ``'img_metas'`` (any data sample): the list of the images' meta
+  information dicts (``metainfo``: for mmdet ``img_shape``, ``pad_shape``,
+  ``batch_input_shape``, ``scale_factor``...), one per image.
+
+A key may also register a *probe* function, ``probe(inputs, student) ->
+value``: a stand-in value for a zero batch ``inputs`` ``(B, C, H, W)``, so
+that a loss fed by the key can be run once before any data is seen, or a
+``ValueError`` saying why the student's data samples cannot give this key
+(e.g. boxes asked of a classifier). ``'gt_instances'`` and ``'img_metas'``
+have one (:func:`probe_ground_truth`).
 
 Any other field of the task's data samples is exposed by registering a
 function, e.g. in a module listed in the config's ``custom_imports``::
@@ -31,8 +41,10 @@ after which ``'gt_bboxes'`` is a valid source of any loss argument.
 from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
+from torch import nn
 
 GroundTruthFn = Callable[[Sequence], Any]
+ProbeFn = Callable[[torch.Tensor, nn.Module], Any]
 
 #: key -> function of the batch's data samples.
 GROUND_TRUTH: Dict[str, GroundTruthFn] = {}
@@ -40,14 +52,21 @@ GROUND_TRUTH: Dict[str, GroundTruthFn] = {}
 #: Names a loss can map an argument to (a live view of the table's keys).
 GROUND_TRUTH_KEYS = GROUND_TRUTH.keys()
 
+#: key -> ``probe(inputs, student)``: the key's stand-in value for the
+#: build-time probe (see the module docstring).
+GROUND_TRUTH_PROBES: Dict[str, ProbeFn] = {}
+
 
 def register_ground_truth(key: str,
                           fn: Optional[GroundTruthFn] = None,
-                          force: bool = False):
+                          force: bool = False,
+                          probe: Optional[ProbeFn] = None):
     """Register ``fn(data_samples) -> value`` under ``key``.
 
     Usable as a decorator (``@register_ground_truth('gt_x')``) or called
-    directly (``register_ground_truth('gt_x', fn)``).
+    directly (``register_ground_truth('gt_x', fn)``). ``probe(inputs,
+    student)``, if given, is the key's stand-in for the build-time probe
+    (see :func:`probe_ground_truth`).
 
     Raises:
         KeyError: If ``key`` is registered already and ``force`` is False.
@@ -61,6 +80,10 @@ def register_ground_truth(key: str,
             raise KeyError(f'ground truth {key!r} is already registered '
                            '(pass force=True to replace it)')
         GROUND_TRUTH[key] = func
+        if probe is not None:
+            GROUND_TRUTH_PROBES[key] = probe
+        else:
+            GROUND_TRUTH_PROBES.pop(key, None)
         return func
 
     return register if fn is None else register(fn)
@@ -78,9 +101,83 @@ def _gt_sem_seg(data_samples: Sequence) -> torch.Tensor:
     return torch.stack([s.gt_sem_seg.data[0] for s in data_samples])
 
 
-@register_ground_truth('gt_instances')
+def _is_detector(model: nn.Module) -> bool:
+    try:
+        from mmdet.models.detectors import BaseDetector
+    except ImportError:  # mmdet is not installed: no detector
+        return False
+    return isinstance(model, BaseDetector)
+
+
+def _probe_gt_instances(inputs: torch.Tensor, student: nn.Module) -> list:
+    """One box per image, the middle half of the probe image (a detector
+    student); a ``ValueError`` for any other student."""
+    if not _is_detector(student):
+        raise ValueError(
+            "'gt_instances' (the boxes of mmdet's DetDataSample) was "
+            f'requested, but the student is a {type(student).__name__} '
+            f'({type(student).__module__}), not an mmdet detector: its data '
+            'samples carry no boxes. Distil an mmdet detector whose training '
+            'pipeline loads the boxes (LoadAnnotations(with_bbox=True) '
+            'before PackDetInputs), or map the loss argument to another '
+            'source.')
+    from mmengine.structures import InstanceData
+    h, w = inputs.shape[-2:]
+    box = inputs.new_tensor([[w / 4, h / 4, 3 * w / 4, 3 * h / 4]])
+    return [
+        InstanceData(
+            bboxes=box.clone(),
+            labels=torch.zeros(1, dtype=torch.long, device=inputs.device))
+        for _ in range(len(inputs))
+    ]
+
+
+@register_ground_truth('gt_instances', probe=_probe_gt_instances)
 def _gt_instances(data_samples: Sequence) -> list:
     return [s.gt_instances for s in data_samples]
+
+
+def _probe_img_metas(inputs: torch.Tensor, student: nn.Module) -> list:
+    """The metas of unpadded, unscaled images of the probe's size."""
+    shape = tuple(inputs.shape[-2:])
+    return [
+        dict(
+            img_shape=shape,
+            ori_shape=shape,
+            pad_shape=shape,
+            batch_input_shape=shape,
+            scale_factor=(1., 1.)) for _ in range(len(inputs))
+    ]
+
+
+@register_ground_truth('img_metas', probe=_probe_img_metas)
+def _img_metas(data_samples: Sequence) -> list:
+    return [s.metainfo for s in data_samples]
+
+
+def probe_ground_truth(key: str, inputs: torch.Tensor,
+                       student: nn.Module) -> Optional[Any]:
+    """The stand-in value of ``key`` for the build-time probe.
+
+    Args:
+        key: A registered key.
+        inputs: The probe's zero batch ``(B, C, H, W)``.
+        student: The distiller's student (what its data samples carry
+            depends on its task library).
+
+    Returns:
+        The key's probe value, or ``None`` if the key registered no probe
+        function (a loss fed by it cannot be checked at build time).
+
+    Raises:
+        ValueError: If the student's data samples cannot give ``key``
+            (the message says what to change).
+    """
+    if key not in GROUND_TRUTH:
+        raise KeyError(f'unknown ground truth {key!r}; one of '
+                       f'{tuple(GROUND_TRUTH)}')
+    probe = GROUND_TRUTH_PROBES.get(key)
+    return None if probe is None else probe(inputs, student)
 
 
 def get_ground_truth(data_samples: Sequence, key: str) -> Any:
