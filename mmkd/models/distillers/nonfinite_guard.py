@@ -22,6 +22,7 @@ Skipped steps are logged (a warning naming the terms, and the log variables
 ``nonfinite.skipped`` = 1 and ``nonfinite.skipped_total``); after
 ``max_consecutive`` skips in a row training stops with
 :class:`NonFiniteLossError` naming the terms.
+
 """
 import logging
 from typing import Callable, Dict, List, Optional, Sequence
@@ -84,14 +85,21 @@ class BufferSnapshot:
         self.__init__()
 
 
+def loss_scaler(optim_wrapper):
+    """The enabled loss scaler of ``optim_wrapper`` (MMEngine's
+    ``AmpOptimWrapper`` has a ``GradScaler``), or None."""
+    scaler = getattr(optim_wrapper, 'loss_scaler', None)
+    if scaler is None:
+        return None
+    is_enabled = getattr(scaler, 'is_enabled', None)
+    enabled = bool(is_enabled()) if callable(is_enabled) else True
+    return scaler if enabled else None
+
+
 def has_loss_scaler(optim_wrapper) -> bool:
     """Whether ``optim_wrapper`` scales the loss and skips overflowing steps
     itself (MMEngine's ``AmpOptimWrapper`` with a ``GradScaler``)."""
-    scaler = getattr(optim_wrapper, 'loss_scaler', None)
-    if scaler is None:
-        return False
-    is_enabled = getattr(scaler, 'is_enabled', None)
-    return bool(is_enabled()) if callable(is_enabled) else True
+    return loss_scaler(optim_wrapper) is not None
 
 
 def _grads(optim_wrapper) -> List[tuple]:
@@ -143,24 +151,38 @@ def loss_terms(log_vars: Dict[str, Tensor]) -> Dict[str, Tensor]:
     }
 
 
+def _warn(message: str) -> None:
+    print_log(message, logger='current', level=logging.WARNING)
+
+
 class NonFiniteGuard:
-    """Counts and reports skipped steps of one model (see the module
-    docstring).
+    """Guards the updates of one optimizer wrapper: checks, counts and
+    reports skipped steps (see the module docstring).
 
     Args:
         max_consecutive (int): Skipped steps in a row after which training
             stops with :class:`NonFiniteLossError`. Defaults to 10.
         owner (str): Name in the messages, e.g. ``'Distiller'``.
+        part (str): The update guarded, in the messages and log names:
+            ``''`` for the model's own step, e.g. ``'critic'`` for the
+            critic's step of :class:`AdversarialDistiller` (messages say
+            "critic step", log variables ``critic.nonfinite.*``).
+        warn (callable, optional): Receives each warning message. Defaults
+            to MMEngine's current logger (level WARNING).
     """
 
     def __init__(self,
                  max_consecutive: int = 10,
-                 owner: str = 'Distiller') -> None:
+                 owner: str = 'Distiller',
+                 part: str = '',
+                 warn: Optional[Callable[[str], None]] = None) -> None:
         if max_consecutive < 1:
             raise ValueError('max_consecutive_nonfinite must be >= 1, got '
                              f'{max_consecutive}')
         self.max_consecutive = max_consecutive
         self.owner = owner
+        self.part = part
+        self.warn = warn or _warn
         #: Steps skipped since the model was built (or resumed).
         self.skipped_total = 0
         #: Skipped steps in a row (0 after a good step).
@@ -196,7 +218,8 @@ class NonFiniteGuard:
             log_vars (dict): The step's log variables (for the values).
 
         Returns:
-            dict: ``nonfinite.skipped`` (1) and ``nonfinite.skipped_total``.
+            dict: ``nonfinite.skipped`` (1) and ``nonfinite.skipped_total``
+            (prefixed ``<part>.``).
         """
         self.skipped_total += 1
         self.consecutive += 1
@@ -207,24 +230,26 @@ class NonFiniteGuard:
             f'{r}={log_vars[r].item():.4g}' if r in log_vars else r
             for r in reasons)
         ref = next(iter(log_vars.values()), torch.zeros(()))
-        print_log(
-            f'{self.owner}: non-finite {what} {values}; the step is skipped '
-            '(no parameter, buffer or optimizer state changed). Skipped '
-            f'steps: {self.skipped_total} in total, {self.consecutive} in a '
-            f'row (training stops after {self.max_consecutive} in a row).',
-            logger='current',
-            level=logging.WARNING)
+        part = f'{self.part} ' if self.part else ''
+        self.warn(
+            f'{self.owner}: non-finite {part}{what} {values}; the {part}step '
+            'is skipped (no parameter, buffer or optimizer state changed). '
+            f'Skipped {part}steps: {self.skipped_total} in total, '
+            f'{self.consecutive} in a row (training stops after '
+            f'{self.max_consecutive} in a row).')
         if self.consecutive >= self.max_consecutive:
             raise NonFiniteLossError(
-                f'{self.owner}: {self.consecutive} training steps in a row '
-                f'had non-finite values ({", ".join(self._culprits)}); '
-                'training stops. Check the input data for NaN/inf, lower '
-                'the learning rate or the loss weights, or train in float32. '
-                '`max_consecutive_nonfinite` of the distiller sets how many '
-                'skipped steps in a row are tolerated.')
+                f'{self.owner}: {self.consecutive} {part or "training "}steps '
+                f'in a row had non-finite values '
+                f'({", ".join(self._culprits)}); training stops. Check the '
+                'input data for NaN/inf, lower the learning rate or the loss '
+                'weights, or train in float32. `max_consecutive_nonfinite` '
+                'of the distiller sets how many skipped steps in a row are '
+                'tolerated.')
+        prefix = f'{self.part}.nonfinite.' if self.part else 'nonfinite.'
         return {
-            'nonfinite.skipped': ref.new_tensor(1.0),
-            'nonfinite.skipped_total':
+            f'{prefix}skipped': ref.new_tensor(1.0),
+            f'{prefix}skipped_total':
             ref.new_tensor(float(self.skipped_total)),
         }
 
@@ -261,8 +286,8 @@ class NonFiniteGuard:
                 return self.skip(bad, 'loss term(s)', log_vars)
         count = getattr(optim_wrapper, '_inner_count', None)
         optim_wrapper.backward(optim_wrapper.scale_loss(loss))
-        if not has_loss_scaler(optim_wrapper) and not grads_finite(
-                optim_wrapper):
+        scaler = loss_scaler(optim_wrapper)
+        if scaler is None and not grads_finite(optim_wrapper):
             bad = nonfinite_grad_names(optim_wrapper,
                                        param_names() if param_names else {})
             optim_wrapper.zero_grad()

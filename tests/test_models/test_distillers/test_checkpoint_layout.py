@@ -141,8 +141,7 @@ def layout(model, wrappers: dict) -> dict:
     the order of its optimizer state."""
     names = {id(p): n for n, p in model.named_parameters()}
     return dict(
-        state_dict=[[k, list(v.shape)]
-                    for k, v in model.state_dict().items()],
+        state_dict=[[k, list(v.shape)] for k, v in model.state_dict().items()],
         optimizers={
             key: [
                 names[id(p)] for group in ow.optimizer.param_groups
@@ -190,13 +189,13 @@ def test_checkpoint_layout_is_unchanged(models, name):
             dict(
                 state=momentum,
                 param_groups=[
-                    dict(ow.optimizer.state_dict()['param_groups'][0],
-                         params=list(range(len(params))))
+                    dict(
+                        ow.optimizer.state_dict()['param_groups'][0],
+                        params=list(range(len(params))))
                 ]))
         by_name = {
             n: ow.optimizer.state[p]['momentum_buffer']
-            for n, p in model.named_parameters()
-            if p in ow.optimizer.state
+            for n, p in model.named_parameters() if p in ow.optimizer.state
         }
         assert set(by_name) == set(params)
         for n, buf in by_name.items():
@@ -213,6 +212,8 @@ if __name__ == '__main__':
         }
     with open(sys.argv[1], 'w') as f:  # one key or name per line
         f.write(
-            json.dumps(out, indent=1, separators=(',', ': ')).replace(
-                '\n    ', '').replace('\n   ]', ']'))
+            json.dumps(out, indent=1,
+                       separators=(',',
+                                   ': ')).replace('\n    ',
+                                                  '').replace('\n   ]', ']'))
         f.write('\n')
