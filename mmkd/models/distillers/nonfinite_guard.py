@@ -12,9 +12,7 @@ step change nothing:
   buffers back;
 * after the backward, the gradients are checked in one pass (the norm of
   every gradient by ``torch._foreach_norm``) unless the optimizer wrapper has
-  a loss scaler (``AmpOptimWrapper`` with a dynamic loss scale), whose own
-  overflow check already skips steps with inf/NaN gradients and adjusts the
-  scale: those skips are normal in mixed precision and not counted here;
+  a loss scaler (see below);
 * the decisions are all-reduced (min) so that every process of a
   distributed run skips the same steps.
 
@@ -23,6 +21,19 @@ Skipped steps are logged (a warning naming the terms, and the log variables
 ``max_consecutive`` skips in a row training stops with
 :class:`NonFiniteLossError` naming the terms.
 
+With a loss scaler (MMEngine's ``AmpOptimWrapper``: float16 autocast and a
+``GradScaler``), scaled gradients that overflow are expected: the scaler
+finds them in ``optimizer_wrapper.step()``, skips the optimizer step and
+lowers its scale in ``update()``. The guard leaves that to the scaler: it
+does not check the gradients, it calls the wrapper's ``step()`` as usual
+(so ``update()`` runs and the scale backs off), it never copies or restores
+the scaler's state, and a step the scaler skipped (its scale went down) is
+neither counted as a skipped step nor as a good one (the run of skips in a
+row neither grows nor restarts). A non-finite loss term is caught before the
+backward as without a scaler: no backward, no ``step()``/``update()`` (the
+scaler has seen no gradient, so its scale stays), the buffers are restored,
+and the step is counted. With a static loss scale (``loss_scale=<float>``)
+the scale does not move, so the scaler's skips count as good steps.
 """
 import logging
 from typing import Callable, Dict, List, Optional, Sequence
@@ -100,6 +111,27 @@ def has_loss_scaler(optim_wrapper) -> bool:
     """Whether ``optim_wrapper`` scales the loss and skips overflowing steps
     itself (MMEngine's ``AmpOptimWrapper`` with a ``GradScaler``)."""
     return loss_scaler(optim_wrapper) is not None
+
+
+def _current_scale(scaler) -> Optional[Tensor]:
+    """A copy of the scaler's scale (a tensor on the device; no host sync),
+    or None before its first ``scale()``."""
+    get = getattr(scaler, '_get_scale_async', None)
+    scale = get() if callable(get) else None
+    if scale is None:
+        value = scaler.get_scale()
+        return None if value is None else torch.tensor(float(value))
+    return scale.detach().clone()
+
+
+def _scale_went_down(scaler, before: Optional[Tensor]) -> bool:
+    """Whether the scaler backed off since ``before``: it found inf/NaN
+    gradients and skipped the optimizer step (a dynamic scale only goes
+    down then)."""
+    after = _current_scale(scaler)
+    if before is None or after is None:
+        return False
+    return bool((after.to(before.device) < before).item())
 
 
 def _grads(optim_wrapper) -> List[tuple]:
@@ -273,7 +305,8 @@ class NonFiniteGuard:
         accumulation window is complete) with the checks of the module
         docstring in between. On a skipped step, the buffers in ``snapshot``
         (taken before the forward) are restored, the optimizer is not
-        stepped and the gradients of this backward (if any) are zeroed.
+        stepped and the gradients of this backward (if any) are zeroed. A
+        loss scaler's own skips are left to it (module docstring).
 
         Returns:
             dict: Extra log variables (empty if the step was not skipped).
@@ -299,7 +332,10 @@ class NonFiniteGuard:
                              or ['a gradient on another process'],
                              'gradient(s)', log_vars)
         if optim_wrapper.should_update():
-            optim_wrapper.step()
+            scale = None if scaler is None else _current_scale(scaler)
+            optim_wrapper.step()  # with a scaler: its step() and update()
             optim_wrapper.zero_grad()
+            if scaler is not None and _scale_went_down(scaler, scale):
+                return {}  # the scaler's skip: not counted, not a good step
         self.passed()
         return {}

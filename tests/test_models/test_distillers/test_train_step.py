@@ -1,10 +1,12 @@
 """The training step shared by every distiller
 (``Distiller.guarded_train_step``) and its parts: the probe, the graph's
 outputs, the critic step plugged in after the student's update with a guard
-of its own.
+of its own, and the guard under a loss scaler.
 
 Real mmpretrain classifiers (tiny CIFAR ResNets) and a tiny mmseg PSPNet pair
-with SKD's critic; real MMEngine optimizer wrappers.
+with SKD's critic; real MMEngine optimizer wrappers; a real ``GradScaler`` on
+the CPU inside MMEngine's ``AmpOptimWrapper`` (whose ``__init__`` refuses a
+machine without an accelerator, so only that is replaced).
 """
 import copy
 import logging
@@ -12,6 +14,7 @@ import logging
 import pytest
 import torch
 from mmengine.logging import MMLogger
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmpretrain.structures import DataSample
@@ -365,3 +368,77 @@ def test_nonfinite_critic_step_leaves_critic_its_optimizer_and_student(
         for n, p in model.critic.named_parameters())
     assert model.critic_guard.consecutive == 0
     assert model.critic_guard.skipped_total == 1
+
+
+# ------------------------------------------------- the guard and a scaler
+class CPUAmpOptimWrapper(AmpOptimWrapper):
+    """MMEngine's ``AmpOptimWrapper`` (its ``backward``, ``step`` with the
+    scaler's ``step`` and ``update``, ``optim_context``) holding a CPU
+    ``GradScaler``; only ``__init__``, which refuses a machine without an
+    accelerator, is replaced."""
+
+    def __init__(self, optimizer, scaler):
+        OptimWrapper.__init__(self, optimizer=optimizer)
+        self._scale_update_param = None
+        self.loss_scaler = scaler
+        self.cast_dtype = torch.bfloat16  # MMEngine's CPU autocast dtype
+
+
+class Poison:
+    """Forward hook on a module: NaN output (``mode='loss'``) or NaN
+    gradient of the output (``mode='grad'``), while ``mode`` is set."""
+
+    def __init__(self, module):
+        self.mode = None
+        module.register_forward_hook(self, prepend=True)
+
+    def __call__(self, module, args, output):
+        if self.mode == 'grad':
+            output.register_hook(lambda g: g * NAN)
+        elif self.mode == 'loss':
+            return output * NAN
+        return None
+
+
+def test_scaler_overflow_is_left_to_the_scaler(teacher_ckpt):
+    """Overflowing scaled gradients: the scaler skips the optimizer step
+    and backs off, the guard neither counts the step nor stops training, nor
+    takes it as a good step; a NaN loss is the guard's (counted, no
+    backward, the scale stays as the scaler left it)."""
+    model = distiller(teacher_ckpt, max_consecutive_nonfinite=2)
+    scaler = torch.amp.GradScaler('cpu', init_scale=2.**16, growth_interval=1)
+    ow = CPUAmpOptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), scaler)
+    poison = Poison(model.student.backbone.layer3)
+    model.train_step(batch(0), ow)  # good: the scale grows (interval 1)
+    assert scaler.get_scale() == 2.**17
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    momentum = optim_state(ow)
+
+    poison.mode = 'grad'
+    for i in range(5):  # more than max_consecutive_nonfinite
+        log_vars = model.train_step(batch(1 + i), ow)
+        assert 'nonfinite.skipped' not in log_vars
+        assert scaler.get_scale() == 2.**(16 - i)  # update() ran: backoff
+    assert model.guard.skipped_total == 0 and model.guard.consecutive == 0
+    # the scaler skipped every optimizer step
+    assert all(torch.equal(p, params[n]) for n, p in model.named_parameters())
+    assert same_optim_state(momentum, optim_state(ow))
+
+    poison.mode = 'loss'  # the guard's: counted, no update() of the scaler
+    assert model.train_step(batch(7), ow)['nonfinite.skipped'] == 1
+    assert scaler.get_scale() == 2.**12  # the backoff is kept
+    assert model.guard.consecutive == 1
+    poison.mode = 'grad'  # the scaler's skip: the run of skips goes on
+    assert 'nonfinite.skipped' not in model.train_step(batch(8), ow)
+    assert model.guard.consecutive == 1 and scaler.get_scale() == 2.**11
+    poison.mode = 'loss'
+    with pytest.raises(NonFiniteLossError, match='2 training steps in a row'):
+        model.train_step(batch(9), ow)
+
+    poison.mode = None  # a good step: trains, grows the scale, resets
+    model.train_step(batch(10), ow)
+    assert scaler.get_scale() == 2.**12
+    assert model.guard.consecutive == 0
+    assert not all(
+        torch.equal(p, params[n]) for n, p in model.named_parameters())
