@@ -52,10 +52,10 @@ class AdversarialDistiller(Distiller):
        is not changed by it (:meth:`_after_student_update`).
 
     Zeroing the critic's gradients (rather than freezing the critic during
-    the student backward) costs the critic's weight gradients in step 2,
-    well under 1 % of a PSPNet-R18 step at 512x1024 (the critic sees
-    1/8-resolution logits), and keeps every parameter used in every backward,
-    which DDP expects.
+    the student backward) costs the critic's weight gradients in step 2, a
+    small part of the step (the critic sees 1/8-resolution logits; measured
+    in docs/en/benchmark.md, "SKD"), and keeps every parameter used in every
+    backward, which DDP expects.
 
     The critic step is guarded as the student's, by a
     :class:`NonFiniteGuard` of its own (:attr:`critic_guard`, its own count):
