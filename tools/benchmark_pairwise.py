@@ -12,12 +12,14 @@ high-water mark (``ru_maxrss``) over the inputs already allocated, its time
 the fastest repeat. The naive method is skipped where its N x N matrices
 alone would exceed ``--naive-limit-gb``.
 
-Accuracy (``--accuracy``): float32 inputs in three regimes (``relu``:
+Accuracy (``--accuracy``): float32 inputs in four regimes (``relu``:
 independent post-ReLU features; ``cos99``: post-ReLU features whose
 positions have cosines near 0.99; ``converged``: student structure equal to
-the teacher's up to a relative perturbation of 1e-4, loss ~1e-10), each
-method's value and gradient against a float64 naive computation tiled over
-rows (no N x N matrix is held).
+the teacher's up to a relative perturbation of 1e-4, loss ~1e-10;
+``converged-cos1``: the same with node cosines all close to 1, the worst
+case of the Gram identity, loss ~1e-13), each method's value and gradient
+against a float64 naive computation tiled over rows (no N x N matrix is
+held); with the time of its forward + backward (one run, ``seconds``).
 
 Usage:
     python tools/benchmark_pairwise.py [--sizes 64x64 128x128 128x256]
@@ -90,12 +92,17 @@ def make_features(regime, batch, cs, ct, h, w, seed=0):
             return (mean + 0.4 * noise).relu()
 
         fs, ft = feat(cs), feat(ct)
-    elif regime == 'converged':
+    elif regime in ('converged', 'converged-cos1'):
         # teacher = each student channel repeated ct/cs times (an isometry:
         # same cosines); student perturbed by a relative 1e-4
         if ct % cs:
             raise ValueError('converged regime needs ct divisible by cs')
-        z = torch.randn(batch, cs, h, w, generator=g).relu() + 0.05
+        if regime == 'converged':
+            z = torch.randn(batch, cs, h, w, generator=g).relu() + 0.05
+        else:  # a large positive part per channel: node cosines ~1
+            mean = 3 * torch.rand(batch, cs, 1, 1, generator=g) + 0.5
+            z = (mean +
+                 0.02 * torch.randn(batch, cs, h, w, generator=g)).relu()
         k = ct // cs
         ft = z.repeat_interleave(k, dim=1) / k**0.5
         fs = z * (1 + 1e-4 * torch.randn(z.shape, generator=g))
@@ -135,7 +142,7 @@ def accuracy(args):
     records = []
     for size in args.sizes:
         h, w = map(int, size.split('x'))
-        for regime in ('relu', 'cos99', 'converged'):
+        for regime in ('relu', 'cos99', 'converged', 'converged-cos1'):
             fs, ft = make_features(regime, args.batch, args.channels_s,
                                    args.channels_t, h, w)
             ref, ref_grad = reference(fs, ft)
@@ -145,8 +152,10 @@ def accuracy(args):
             mean_cos_t = ((g.sum(-1).pow(2).sum(1) - m) / (m * (m - 1))).mean()
             for name, kwargs in METHODS.items():
                 x = fs.clone().requires_grad_(True)
+                start = time.perf_counter()
                 loss = PairWiseLoss(pool='none', **kwargs)(x, ft)
                 loss.backward()
+                seconds = time.perf_counter() - start
                 rec = dict(
                     kind='accuracy', size=size, regime=regime, method=name,
                     batch=args.batch, channels_s=args.channels_s,
@@ -156,6 +165,7 @@ def accuracy(args):
                     value_rel_err=abs(loss.item() - ref) / ref,
                     grad_rel_err=((x.grad.double() - ref_grad).norm() /
                                   ref_grad.norm()).item(),
+                    seconds=seconds,
                     time=time.strftime('%Y-%m-%d %H:%M:%S'))
                 print(json.dumps(rec), flush=True)
                 records.append(rec)

@@ -196,10 +196,7 @@ def prepare_batch(cfg: Config, model: torch.nn.Module,
 @torch.no_grad()
 def record(model: torch.nn.Module, batch: Dict[str, Any]) -> Dict[str, Any]:
     """The tap values and connector outputs of one forward (eval mode)."""
-    values, _ = model._record(batch['inputs'], batch['data_samples'],
-                              'tensor')
-    model.graph.run_connectors(values)
-    return values
+    return model.extract_features(batch['inputs'], batch['data_samples'])
 
 
 def _side(model, source: str) -> Optional[str]:

@@ -92,11 +92,9 @@ class BiFPNc(BaseModule):
         eps (float): Fast-normalised-fusion epsilon. Defaults to 1e-6.
         preact (bool): Return the pre-ReLU ``T_i``. Defaults to False.
         channels_last (bool): Run the self-teacher in channels-last (NHWC)
-            memory format. Same math; its depthwise convolutions run much
-            faster on CPU, and its 1x1 convolutions become matrix products
-            (docs/en/benchmark.md: the FRSKD step on CIFAR ResNet-18, batch
-            32, one thread, is 1.8-1.9x the plain student's). Defaults to
-            True.
+            memory format. Same math; its depthwise convolutions run faster
+            on CPU, and its 1x1 convolutions become matrix products
+            (measured in docs/en/benchmark.md, "FRSKD"). Defaults to True.
         norm_cfg (dict): Norm config. Defaults to ``dict(type='BN')``.
         init_cfg (dict, optional): Defaults to None: PyTorch default init,
             as the authors.

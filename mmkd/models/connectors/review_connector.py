@@ -54,9 +54,8 @@ class ReviewKDConnector(BaseModule):
             ImageNet MobileNet and Detection code use 256.
         norm_cfg (dict): Norm config of the ABFs. Defaults to BN.
         channels_last (bool): Run the review path in channels-last (NHWC)
-            memory format: same math, faster convolutions on CPU (ReviewKD
-            step of ResNet32x4 -> ResNet8x4, batch 64: 9 % faster,
-            docs/en/benchmark.md). Defaults to True.
+            memory format: same math, faster convolutions on CPU (measured
+            in docs/en/benchmark.md, "ReviewKD"). Defaults to True.
         init_cfg (dict, optional): MMEngine init config. Defaults to None
             (the authors' ABF init).
     """

@@ -1,23 +1,24 @@
 """A distiller with an adversarial critic (SKD's holistic distillation)."""
-import copy
-import inspect
 import logging
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-import torch
-from mmengine import dist
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .distill_graph import to_float32
+from .distill_graph import check_loss_name, to_float32
 from .distiller import Distiller
-from .nonfinite_guard import BufferSnapshot, grads_finite, has_loss_scaler
+from .nonfinite_guard import NonFiniteGuard
 from .state_dict_keys import register_unwrap_hook
 
 _CRITIC_ARGS = ('preds_S', 'preds_T')
+
+
+def _warn(message: str) -> None:
+    """The critic guard's warnings."""
+    print_log(message, logger='current', level=logging.WARNING)
 
 
 @MODELS.register_module()
@@ -33,10 +34,14 @@ class AdversarialDistiller(Distiller):
     maps and is trained by WGAN-GP (:class:`HolisticCriticLoss`) to score
     the teacher's above the student's.
 
-    :meth:`train_step` follows the authors' ``optimize_parameters`` (one
-    critic step per student step, ``n_critic = 1``):
+    The training step is the :class:`Distiller`'s
+    (:meth:`~Distiller.guarded_train_step`) with the critic step plugged in
+    after the student's update; it follows the authors'
+    ``optimize_parameters`` (one critic step per student step,
+    ``n_critic = 1``):
 
-    1. teacher forward (``no_grad``, eval mode) and student forward;
+    1. teacher forward (``no_grad``, eval mode) and student forward
+       (:meth:`_train_forward`);
     2. student step on ``L_G = L_task + sum distill + lambda_d * (-mean
        D(s))`` with the ``student`` optimizer wrapper. The backward also
        leaves gradients on the critic; the ``student`` wrapper does not hold
@@ -44,19 +49,25 @@ class AdversarialDistiller(Distiller):
     3. the critic's gradients are zeroed, then one critic step with the
        ``critic`` wrapper on the **same, now stale** student logits (computed
        before step 2) and the teacher logits, both detached, so the student
-       is not changed by it.
+       is not changed by it (:meth:`_after_student_update`).
 
     Zeroing the critic's gradients (rather than freezing the critic during
-    the student backward) costs the critic's weight gradients in step 2,
-    well under 1 % of a PSPNet-R18 step at 512x1024 (the critic sees
-    1/8-resolution logits), and keeps every parameter used in every backward,
-    which DDP expects.
+    the student backward) costs the critic's weight gradients in step 2, a
+    small part of the step (the critic sees 1/8-resolution logits; measured
+    in docs/en/benchmark.md, "SKD"), and keeps every parameter used in every
+    backward, which DDP expects.
 
-    A non-finite critic loss (Wasserstein term or gradient penalty, on any
-    rank) skips the critic step with a warning: no backward, and the
-    critic's buffers (BN statistics, spectral-norm vectors) updated by that
-    forward are restored, so the critic, and through it the student's
-    holistic term, stays finite. ``critic.skipped`` is logged (0 or 1).
+    The critic step is guarded as the student's, by a
+    :class:`NonFiniteGuard` of its own (:attr:`critic_guard`, its own count):
+    a non-finite critic loss term (Wasserstein term or gradient penalty, on
+    any rank) or gradient skips the critic step with a warning, the critic's
+    buffers (BN statistics, spectral-norm vectors) updated by that forward
+    are restored and its optimizer is not stepped, so the critic, and
+    through it the student's holistic term, stays finite.
+    ``critic.skipped`` is logged (0 or 1), and on a skipped critic step
+    ``critic.nonfinite.skipped`` and ``critic.nonfinite.skipped_total``;
+    ``max_consecutive_nonfinite`` skipped critic steps in a row stop
+    training with :class:`NonFiniteLossError`.
 
     The critic input is chosen by the critic (:class:`SKDDiscriminator`'s
     ``input_mode``): raw logits through BN (master code, no image) or
@@ -95,7 +106,8 @@ class AdversarialDistiller(Distiller):
             from the ``preds_S`` source (checked if given).
         critic_inputs (dict): ``dict(preds_S=<source>, preds_T=<source>)``:
             the student's and the teacher's logits (taps or connector
-            outputs) the critic compares. Defaults to
+            outputs, each one tensor ``(B, C, H, W)`` of the same shape)
+            the critic compares. Defaults to
             ``dict(preds_S='s_logits', preds_T='t_logits')``.
         generator_loss (dict): The student's adversarial term. Defaults to
             ``dict(type='HolisticGeneratorLoss', loss_weight=0.1)``
@@ -153,19 +165,18 @@ class AdversarialDistiller(Distiller):
                 raise ValueError(f'critic_inputs.{arg} must be one tap or '
                                  f'connector output, got {source!r}')
             self.graph.check_source(f'critic_inputs ({arg})', source)
-        if 'loss' not in generator_loss_name:
-            raise ValueError(
-                "generator_loss_name must contain 'loss' (MMEngine sums only "
-                f"log entries named so), got '{generator_loss_name}'")
+        check_loss_name(generator_loss_name, 'generator_loss_name')
         if generator_loss_name in self.graph.loss_cfgs:
             raise ValueError(f"generator_loss_name '{generator_loss_name}' "
                              'is already the name of a distillation loss')
         self.critic_inputs = critic_inputs
         self.generator_loss_name = generator_loss_name
 
-        if not self.probe_shapes:  # the Distiller had nothing to probe
-            self.probe(probe_input_shape)
-        self.critic = self._build_critic(critic, self._critic_input_shapes())
+        self._check_critic_input_shapes()
+        source = critic_inputs['preds_S']
+        self.critic = self.graph.build_module(
+            'critic', critic,
+            dict(in_channels=(f"critic_inputs.preds_S ('{source}')", source)))
         if condition_on_image is None:
             condition_on_image = 'image' in str(
                 getattr(self.critic, 'input_mode', ''))
@@ -181,43 +192,36 @@ class AdversarialDistiller(Distiller):
                     type='HolisticCriticLoss', lambda_gp=10.0,
                     loss_weight=0.1),
                 _scope_='mmkd'))
-        self._critic_snapshot = BufferSnapshot()
+        #: Guards the critic's step (its own count of skipped steps).
+        self.critic_guard = NonFiniteGuard(
+            max_consecutive_nonfinite,
+            type(self).__name__,
+            part='critic',
+            warn=_warn)
         register_unwrap_hook(self)
 
     # ----------------------------------------------------------- building
-    def _critic_input_shapes(self) -> Dict[str, Tuple[int, ...]]:
-        """Shapes of the critic's inputs in the dummy forward."""
-        out = {}
+    def _check_critic_input_shapes(self) -> None:
+        """Raise unless the critic's inputs were one tensor each, of the
+        same shape ``(B, C, H, W)``, in the dummy forward."""
+        shapes = {}
         for arg, source in self.critic_inputs.items():
-            if source not in self.probe_shapes:
+            try:
+                shape = self.graph.shape_of(source)
+            except KeyError:  # ground truth: not in the probe
+                shape = None
+            if not isinstance(shape, tuple):
                 raise ValueError(
-                    f"critic_inputs.{arg}='{source}' must be a tap giving a "
-                    'tensor (B, C, H, W)')
-            out[arg] = self.probe_shapes[source]
-        if out['preds_S'] != out['preds_T'] or len(out['preds_S']) != 4:
+                    f"critic_inputs.{arg}='{source}' must be a tap or "
+                    'connector output giving one tensor (B, C, H, W), got '
+                    f'{shape} in the dummy forward')
+            shapes[arg] = shape
+        if shapes['preds_S'] != shapes['preds_T'] or len(
+                shapes['preds_S']) != 4:
             raise ValueError(
                 'the critic compares student and teacher logits of the same '
-                f'shape (B, C, H, W), got {out["preds_S"]} and '
-                f'{out["preds_T"]} in the dummy forward')
-        return out
-
-    def _build_critic(self, cfg: dict, shapes: Dict[str, tuple]):
-        cfg = copy.deepcopy(dict(cfg))
-        cfg.setdefault('_scope_', 'mmkd')
-        critic_cls = MODELS.get(cfg['type'])
-        if critic_cls is None:
-            raise KeyError(f"critic: type {cfg['type']!r} is not registered "
-                           'in mmkd (or its parent registries)')
-        channels = shapes['preds_S'][1]
-        if 'in_channels' in inspect.signature(critic_cls.__init__).parameters:
-            if cfg.get('in_channels', channels) != channels:
-                raise ValueError(
-                    f'critic: in_channels={cfg["in_channels"]} is given, but '
-                    f"critic_inputs.preds_S ('{self.critic_inputs['preds_S']}'"
-                    f') carries {channels} channels. Remove it to let mmkd '
-                    'infer it.')
-            cfg['in_channels'] = channels
-        return MODELS.build(cfg)
+                f'shape (B, C, H, W), got {shapes["preds_S"]} and '
+                f'{shapes["preds_T"]} in the dummy forward')
 
     # ----------------------------------------------------------- training
     def _critic_tensors(
@@ -259,14 +263,13 @@ class AdversarialDistiller(Distiller):
 
     def _student_losses(self, inputs: Tensor, data_samples: list):
         """The student's losses (task + ``distill.*`` + holistic generator
-        term) and the recorded values."""
+        term), and the tap values and connector outputs."""
         losses, values = self._losses(inputs, data_samples)
         preds_S, _, image = self._critic_tensors(values, inputs)
         self._check_critic_input(preds_S, inputs)
         value = self.generator_loss(self.critic, preds_S, image)
-        scale = self.loss_scales.get(self.generator_loss_name, 1.0)
-        losses[f'distill.{self.generator_loss_name}'] = (
-            value * scale if scale != 1 else value)
+        losses[f'distill.{self.generator_loss_name}'] = self.graph.scaled(
+            self.generator_loss_name, value)
         return losses, values
 
     def loss(self, inputs: Tensor, data_samples: list) -> dict:
@@ -275,9 +278,8 @@ class AdversarialDistiller(Distiller):
         :meth:`train_step` only."""
         return self._student_losses(inputs, data_samples)[0]
 
-    @staticmethod
-    def _check_optim_wrapper(
-            optim_wrapper) -> Tuple[OptimWrapper, OptimWrapper]:
+    def _student_optim_wrapper(self, optim_wrapper) -> OptimWrapper:
+        """The ``student`` wrapper of the two (the other: ``critic``)."""
         if not isinstance(optim_wrapper, OptimWrapperDict) or not {
                 'student', 'critic'
         } <= set(optim_wrapper.keys()):
@@ -287,86 +289,56 @@ class AdversarialDistiller(Distiller):
                 "'mmkd.DistillerOptimWrapperConstructor', student=dict("
                 'optimizer=...), critic=dict(optimizer=...)); got '
                 f'{type(optim_wrapper).__name__}')
-        return optim_wrapper['student'], optim_wrapper['critic']
+        return optim_wrapper['student']
 
-    def train_step(self, data,
-                   optim_wrapper: OptimWrapperDict) -> Dict[str, Tensor]:
-        """One student step then one critic step (see the class docstring).
+    def _train_forward(self, model: nn.Module, data: dict):
+        """The student's losses, and the critic's inputs of step 3: the
+        student's and the teacher's logits (and the image), detached.
 
-        Args:
-            data (dict | tuple | list): A batch from the dataloader.
-            optim_wrapper (OptimWrapperDict): With ``student`` and ``critic``
-                wrappers.
+        ``model`` is this distiller: under
+        ``MMSeparateDistributedDataParallel`` the student and the critic are
+        wrapped separately and this distiller's own step runs."""
+        inputs, data_samples = data['inputs'], data['data_samples']
+        losses, values = self._student_losses(inputs, data_samples)
+        # float32: under --amp the student's logits are bf16 or fp16, while
+        # the critic's step runs in its own (float32) wrapper.
+        critic_batch = to_float32([
+            t if t is None else t.detach()
+            for t in self._critic_tensors(values, inputs)
+        ])
+        return losses, critic_batch
 
-        Returns:
-            dict: Log variables: ``loss`` and the student's losses, then
-            ``critic.loss_wd``, ``critic.loss_gp`` and ``critic.skipped``
-            (plus ``nonfinite.*`` on a skipped step).
-        """
-        student_ow, critic_ow = self._check_optim_wrapper(optim_wrapper)
-        # student, connectors and critic, before the forward changes them
-        snapshot = self.guard.snapshot.take(self)
-        with student_ow.optim_context(self):
-            data = self.data_preprocessor(data, True)
-            inputs, data_samples = data['inputs'], data['data_samples']
-            losses, values = self._student_losses(inputs, data_samples)
-        parsed_loss, log_vars = self.parse_losses(losses)
-        skipped = self.guard.update_params(student_ow, parsed_loss, log_vars,
-                                           snapshot, self._param_names)
-        if skipped:  # no critic step either: the whole step changes nothing
-            critic_ow.zero_grad()
-            log_vars.update(skipped)
-            log_vars['critic.skipped'] = parsed_loss.new_tensor(1.0)
-            return log_vars
-
-        # Detached, and float32: under --amp the student's logits are bf16
-        # or fp16, while the critic's step runs in its own (float32) wrapper.
-        preds_S, preds_T, image = to_float32(
-            [t if t is None else t.detach()
-             for t in self._critic_tensors(values, inputs)])
-        log_vars.update(self._critic_step(critic_ow, preds_S, preds_T, image))
-        return log_vars
-
-    def _critic_step(self, critic_ow: OptimWrapper, preds_S: Tensor,
-                     preds_T: Tensor,
-                     image: Optional[Tensor]) -> Dict[str, Tensor]:
-        """One WGAN-GP step of the critic on detached logits."""
+    def _after_student_update(self, optim_wrapper: OptimWrapperDict,
+                              critic_batch: list,
+                              skipped: bool) -> Dict[str, Tensor]:
+        """Step 3: one guarded WGAN-GP step of the critic on the detached
+        logits of the forward (none if the student's update was skipped:
+        then the whole step changes nothing)."""
+        critic_ow = optim_wrapper['critic']
         # Drop the gradients the student's backward left on the critic.
         critic_ow.zero_grad()
-        snapshot = self._critic_snapshot.take(self.critic)
+        preds_S, preds_T, image = critic_batch
+        if skipped:
+            return {'critic.skipped': preds_S.new_tensor(1.0)}
+        snapshot = self.critic_guard.snapshot.take(self.critic)
         with critic_ow.optim_context(self.critic):
             terms = self.critic_loss(
                 self.critic, preds_S, preds_T, image, return_dict=True)
         loss = sum(terms.values())
-        finite = torch.isfinite(loss.detach()).float()
-        dist.all_reduce(finite, op='min')  # skip on every rank together
         log_vars = {
             f"critic.{k.replace('loss_critic_', 'loss_')}": v.detach()
             for k, v in terms.items()
         }
-        if finite.item() < 1:
-            snapshot.restore()
-            print_log(
-                'AdversarialDistiller: non-finite critic loss '
-                f'({", ".join(f"{k}={v.item()}" for k, v in log_vars.items())}'
-                '); the critic step is skipped',
-                logger='current',
-                level=logging.WARNING)
-            log_vars['critic.skipped'] = loss.new_tensor(1.0)
-            return log_vars
-        critic_ow.backward(critic_ow.scale_loss(loss))
-        if not has_loss_scaler(critic_ow) and not grads_finite(critic_ow):
-            critic_ow.zero_grad()
-            snapshot.restore()
-            print_log(
-                'AdversarialDistiller: non-finite gradients of the critic; '
-                'the critic step is skipped',
-                logger='current',
-                level=logging.WARNING)
-            log_vars['critic.skipped'] = loss.new_tensor(1.0)
-            return log_vars
-        if critic_ow.should_update():
-            critic_ow.step()
-            critic_ow.zero_grad()
-        log_vars['critic.skipped'] = loss.new_tensor(0.0)
+        # The guard checks the terms and their sum ('loss').
+        skip = self.critic_guard.update_params(
+            critic_ow, loss, dict(log_vars, loss=loss.detach()), snapshot,
+            self._critic_param_names)
+        log_vars.update(skip)
+        log_vars['critic.skipped'] = loss.new_tensor(float(bool(skip)))
         return log_vars
+
+    def _critic_param_names(self) -> Dict[int, str]:
+        return {
+            id(p): f'critic.{n}'
+            for n, p in self.critic.named_parameters()
+        }

@@ -6,13 +6,18 @@ their inputs. It checks every name when built, builds the connectors and the
 losses from the tap values of one dummy forward (the *probe*), and, in every
 training step, runs the connectors and the losses on the recorded values.
 Running the models (and so recording the taps) is the distiller's job.
+The parts a distiller adds besides connectors and losses (the critic of
+:class:`AdversarialDistiller`) are built by :meth:`DistillGraph.build_module`
+with the same registry look-up and channel inference, and their losses are
+named (:func:`check_loss_name`) and scaled (:meth:`DistillGraph.scaled`) as
+the graph's.
 """
 import copy
 import inspect
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from ..utils import GROUND_TRUTH_KEYS, get_ground_truth
@@ -24,11 +29,15 @@ def as_list(source: Source) -> List[str]:
     return [source] if isinstance(source, str) else list(source)
 
 
-def channels(value: Any) -> Any:
-    """Channel count(s) of a tensor or a list of tensors."""
-    if torch.is_tensor(value):
-        return value.shape[1]
-    return [channels(v) for v in value]
+def channels(shape: Any) -> Any:
+    """Channel count(s) of a shape (a tuple, as :func:`describe` gives for a
+    tensor) or of a list of shapes."""
+    if isinstance(shape, tuple):
+        return shape[1]
+    if isinstance(shape, list):
+        return [channels(s) for s in shape]
+    raise ValueError(f'no channel count in {shape!r}: name one tensor or a '
+                     'list of tensors (a dict output by its key, name.key)')
 
 
 def describe(value: Any) -> Any:
@@ -41,6 +50,15 @@ def describe(value: Any) -> Any:
         return [describe(v) for v in value]
     return type(value).__name__
 
+
+def check_loss_name(name: str, what: str = 'distillation loss name') -> None:
+    """Raise if ``name`` lacks ``'loss'``: MMEngine sums only the log
+    entries named so, so a term named otherwise would be logged and never
+    trained."""
+    if 'loss' not in name:
+        raise ValueError(
+            f"{what} '{name}' must contain 'loss' (MMEngine sums only log "
+            "entries named so), e.g. 'loss_kd'")
 
 
 def to_float32(value: Any) -> Any:
@@ -70,6 +88,7 @@ def _device_type(kwargs: Dict[str, Any]) -> str:
             stack[:0] = list(value.values())
     return 'cpu'
 
+
 def _batchnorm_batch_error(error: Exception) -> bool:
     """Whether ``error`` is PyTorch's refusal to normalise one value per
     channel (BatchNorm in training mode on a batch of one 1x1 map)."""
@@ -96,6 +115,9 @@ class DistillGraph:
             distiller's ``distill_losses``.
         loss_scales (dict): ``loss name -> multiplier``, set by hooks (warm-up,
             ramp-up) before an iteration; missing names mean 1.
+        shapes (dict): ``source -> shape`` of every tap and connector output
+            in the probe (a tuple per tensor; lists and dicts as the
+            values), filled by :meth:`build`.
     """
 
     def __init__(self,
@@ -113,6 +135,7 @@ class DistillGraph:
         self.connectors = nn.ModuleDict()
         self.losses = nn.ModuleDict()
         self.loss_scales: Dict[str, float] = {}
+        self.shapes: Dict[str, Any] = {}
         # Filled by build(): what a step needs, so that no step inspects
         # signatures or configs.
         self._connector_plan: List[Tuple[str, Source, Optional[Source],
@@ -149,10 +172,7 @@ class DistillGraph:
 
     def _check_loss_cfg(self, name: str, cfg: dict) -> dict:
         cfg = copy.deepcopy(dict(cfg))
-        if 'loss' not in name:
-            raise ValueError(
-                f"distillation loss name '{name}' must contain 'loss' "
-                "(MMEngine sums only log entries named so), e.g. 'loss_kd'")
+        check_loss_name(name)
         mapping = cfg.get('inputs')
         if not isinstance(mapping, dict) or not mapping:
             raise ValueError(
@@ -184,23 +204,37 @@ class DistillGraph:
                 self.check_source(f"loss '{name}' (argument {arg})", s)
         return cfg
 
-    @property
-    def empty(self) -> bool:
-        """No connector and no loss: nothing to build from a probe."""
-        return not self.connector_cfgs and not self.loss_cfgs
-
     # ------------------------------------------------------------ building
-    def build(self, values: Dict[str, Any], training: bool = True) -> None:
+    def build(self,
+              values: Dict[str, Any],
+              training: bool = True) -> Dict[str, Any]:
         """Build the connectors and the losses from the probe's tap values
         (inferring channels), and run each once on them to check shapes.
 
         Args:
             values (dict): ``tap name -> tensor or list of tensors`` of the
-                probe; connector outputs are added to it.
+                probe (not changed).
             training (bool): Mode to leave the connectors in.
+
+        Returns:
+            dict: ``connector name -> output`` on the probe. :attr:`shapes`
+            holds the shapes of the taps and of these outputs.
         """
+        sources = dict(values)
+        self.shapes = {name: describe(v) for name, v in values.items()}
         for name, cfg in self.connector_cfgs.items():
-            connector = self._build_connector(name, cfg, values)
+            channel_sources = {
+                key: (f'its {source_key} {cfg[source_key]}', cfg[source_key])
+                for key, source_key in (('in_channels', 'inputs'),
+                                        ('out_channels', 'targets'))
+                if source_key in cfg
+            }
+            build_cfg = {
+                k: v
+                for k, v in cfg.items() if k not in ('inputs', 'targets')
+            }
+            connector = self.build_module(f"connector '{name}'", build_cfg,
+                                          channel_sources)
             self.connectors[name] = connector
             needs_sizes = 'targets' in cfg and 'out_sizes' in (
                 inspect.signature(connector.forward).parameters)
@@ -208,13 +242,14 @@ class DistillGraph:
                 (name, cfg['inputs'], cfg.get('targets'), needs_sizes))
             connector.eval()
             try:
-                self._run_connector(self._connector_plan[-1], values)
+                self._run_connector(self._connector_plan[-1], sources)
             except Exception as e:
                 raise ValueError(
                     f"connector '{name}' failed on the probe features "
-                    f'{describe(self.resolve(cfg["inputs"], values))}: '
+                    f'{describe(self.resolve(cfg["inputs"], sources))}: '
                     f'{e}') from e
             connector.train(training)
+            self.shapes[name] = describe(sources[name])
 
         gt_keys = set()
         for name, cfg in self.loss_cfgs.items():
@@ -231,7 +266,7 @@ class DistillGraph:
                         uses_gt = True
             if uses_gt:
                 continue  # no ground truth in the probe
-            kwargs = {a: self.resolve(s, values) for a, s in mapping.items()}
+            kwargs = {a: self.resolve(s, sources) for a, s in mapping.items()}
             try:
                 self.losses[name](**kwargs)
             except Exception as e:
@@ -240,35 +275,51 @@ class DistillGraph:
                     f'{ {a: describe(v) for a, v in kwargs.items()} }: {e}'
                 ) from e
         self._gt_keys = sorted(gt_keys)
+        return {name: sources[name] for name in self.connector_cfgs}
 
-    def _build_connector(self, name: str, cfg: dict,
-                         values: Dict[str, Any]) -> nn.Module:
-        build_cfg = {
-            k: v
-            for k, v in cfg.items() if k not in ('inputs', 'targets')
-        }
-        connector_cls = MODELS.get(build_cfg['type'])
-        if connector_cls is None:
-            raise KeyError(f"connector '{name}': type {build_cfg['type']!r} "
-                           'is not registered in mmkd (or its parent '
-                           'registries)')
-        params = inspect.signature(connector_cls.__init__).parameters
-        for key, source_key in (('in_channels', 'inputs'), ('out_channels',
-                                                            'targets')):
-            if source_key not in cfg:
-                continue
-            inferred = channels(self.resolve(cfg[source_key], values))
+    def shape_of(self, source: Source) -> Any:
+        """The probe shape of a source (tap, connector output or
+        ``connector.key``; a list of sources gives a list), from
+        :attr:`shapes`."""
+        return self.resolve(source, self.shapes)
+
+    def build_module(
+            self, owner: str, cfg: dict,
+            channel_sources: Dict[str, Tuple[str, Source]]) -> nn.Module:
+        """Build a module from the registry, inferring its channel counts.
+
+        Args:
+            owner (str): Its name in the messages, e.g. ``"connector
+                'hint'"`` or ``'critic'``.
+            cfg (dict): ``type=...`` and its arguments (``_scope_``
+                defaults to ``'mmkd'``).
+            channel_sources (dict): ``argument -> (description, source)``,
+                e.g. ``in_channels=('its inputs s3', 's3')``: if the
+                module's ``__init__`` takes the argument, it is set to the
+                channel count(s) of the source in the probe; a value given
+                in ``cfg`` must equal it.
+
+        Returns:
+            nn.Module: The built module.
+        """
+        build_cfg = copy.deepcopy(dict(cfg))
+        module_cls = MODELS.get(build_cfg['type'])
+        if module_cls is None:
+            raise KeyError(f"{owner}: type {build_cfg['type']!r} is not "
+                           'registered in mmkd (or its parent registries)')
+        params = inspect.signature(module_cls.__init__).parameters
+        for key, (description, source) in channel_sources.items():
             if key not in params:
                 continue
+            inferred = channels(self.shape_of(source))
             if key in build_cfg and build_cfg[key] != inferred:
                 raise ValueError(
-                    f"connector '{name}': {key}={build_cfg[key]} is given, "
-                    f'but its {source_key} {cfg[source_key]} carry '
-                    f'{inferred} channels. Remove it to let mmkd infer it, '
-                    'or fix the taps.')
+                    f'{owner}: {key}={build_cfg[key]} is given, but '
+                    f'{description} carry {inferred} channels. Remove it to '
+                    'let mmkd infer it, or fix the taps.')
             build_cfg[key] = inferred
-        return MODELS.build(
-            dict(build_cfg, _scope_=build_cfg.get('_scope_', 'mmkd')))
+        build_cfg.setdefault('_scope_', 'mmkd')
+        return MODELS.build(build_cfg)
 
     # ------------------------------------------------------------ running
     def resolve(self, source: Source, values: Dict[str, Any]) -> Any:
@@ -311,24 +362,42 @@ class DistillGraph:
                 'is not a multiple of the batch size ends with a smaller '
                 f'batch). PyTorch: {e}') from e
 
-    def run_connectors(self, values: Dict[str, Any]) -> None:
-        """Run every connector in order, adding its output to ``values``."""
+    def run_connectors(self, values: Dict[str, Any]) -> Dict[str, Any]:
+        """Run every connector in order on the tap values (``values`` is not
+        changed) and return ``connector name -> output``."""
+        sources = dict(values)
         for plan in self._connector_plan:
-            self._run_connector(plan, values)
+            self._run_connector(plan, sources)
+        return {name: sources[name] for name in self.connector_cfgs}
 
-    def compute_losses(self, values: Dict[str, Any],
-                       data_samples: Optional[list]) -> Dict[str, Any]:
-        """Connectors, then every loss times its scale, named
-        ``distill.<name>``."""
-        self.run_connectors(values)
+    def scaled(self, name: str, value: Tensor) -> Tensor:
+        """``value`` times the loss scale of ``name`` (1 if unset)."""
+        scale = self.loss_scales.get(name, 1.0)
+        return value * scale if scale != 1 else value
+
+    def compute_losses(
+        self, values: Dict[str, Any], data_samples: Optional[list]
+    ) -> Tuple[Dict[str, Tensor], Dict[str, Any]]:
+        """Connectors, then every loss times its scale.
+
+        Args:
+            values (dict): The recorded tap values (not changed).
+            data_samples (list, optional): The batch's data samples, for
+                the losses fed by ground truth.
+
+        Returns:
+            tuple[dict, dict]: The losses, named ``distill.<name>``, and
+            the connector outputs (``connector name -> output``).
+        """
+        outputs = self.run_connectors(values)
+        sources = dict(values, **outputs)
         for key in self._gt_keys:
-            if key not in values:
-                values[key] = get_ground_truth(data_samples, key)
+            if key not in sources:
+                sources[key] = get_ground_truth(data_samples, key)
         losses = {}
-        scales = self.loss_scales
         for name, mapping in self._loss_plan:
             kwargs = {
-                arg: to_float32(self.resolve(s, values))
+                arg: to_float32(self.resolve(s, sources))
                 for arg, s in mapping
             }
             # Losses compute in float32 whatever the training precision
@@ -336,6 +405,5 @@ class DistillGraph:
             # attention maps and Gram products lose too much below it.
             with torch.autocast(_device_type(kwargs), enabled=False):
                 value = self.losses[name](**kwargs)
-            scale = scales.get(name, 1.0)
-            losses[f'distill.{name}'] = value * scale if scale != 1 else value
-        return losses
+            losses[f'distill.{name}'] = self.scaled(name, value)
+        return losses, outputs

@@ -21,9 +21,9 @@ class Distiller(BaseModel):
     Training returns the student's own task losses plus every distillation
     loss, prefixed ``distill.`` (e.g. ``distill.loss_kd``); a student loss
     named plainly ``loss`` (mmpretrain's heads) is logged as
-    ``student.loss``, since MMEngine logs the total under ``loss``. Validation, test
-    and predict run the student alone, so the task library's evaluator
-    reports exactly the student's results.
+    ``student.loss``, since MMEngine logs the total under ``loss``.
+    Validation, test and predict run the student alone, so the task
+    library's evaluator reports exactly the student's results.
 
     Features are recorded by forward hooks (*taps*) on module paths of the
     student and of the teacher. *Connectors* (trainable: adapters, the FRSKD
@@ -31,12 +31,14 @@ class Distiller(BaseModel):
     compare them. Every name a connector or loss refers to is checked when the
     model is built, and one dummy forward infers the connectors' channel
     counts and checks every shape (:class:`DistillGraph` holds this wiring).
+    The dummy forward runs for every distiller, so a tap that does not run
+    fails at build even when no connector or loss uses it.
 
-    A training step (:meth:`train_step`) whose loss terms or gradients are
-    not finite changes nothing (parameters, buffers such as BN statistics,
-    optimizer state) and is logged; ``max_consecutive_nonfinite`` such steps
-    in a row stop training (see :mod:`.nonfinite_guard`). Under DDP the
-    same step runs through :class:`DistillerDistributedDataParallel`.
+    A training step (:meth:`guarded_train_step`) whose loss terms or
+    gradients are not finite changes nothing (parameters, buffers such as BN
+    statistics, optimizer state) and is logged; ``max_consecutive_nonfinite``
+    such steps in a row stop training (see :mod:`.nonfinite_guard`). Under
+    DDP the same step runs through :class:`DistillerDistributedDataParallel`.
 
     ``copy.deepcopy`` (MMEngine's ``EMAHook`` copies the model) gives a
     distiller with its own taps and hooks; the frozen teacher is shared by
@@ -45,14 +47,15 @@ class Distiller(BaseModel):
     Args:
         student (dict): The task model's config, e.g. ``_base_.model``.
         teacher (dict, optional): ``dict(config=<path or 'mmdet::...'>,
-            checkpoint=<path>)`` or ``dict(model=<model dict>, checkpoint=...)``.
+            checkpoint=<path>)`` or ``dict(model=<model dict>,
+            checkpoint=...)``.
             The teacher is frozen (eval mode, no gradients), runs under
             ``torch.no_grad()`` only as far as its taps need, and is not part
             of the distiller's ``state_dict``: checkpoints hold the student and
             the connectors only. ``None`` for self-distillation.
         taps (dict): ``name -> 'student.<module path>'`` or
-            ``name -> dict(path=..., io='output'|'input', call=None, index=None)``,
-            see :class:`FeatureTap`.
+            ``name -> dict(path=..., io='output'|'input', call=None,
+            index=None)``, see :class:`FeatureTap`.
         connectors (dict): ``name -> dict(type=..., inputs=<tap(s)>,
             targets=<tap(s)>, ...)``; ``in_channels``/``out_channels`` are
             inferred from ``inputs``/``targets`` when the connector takes them.
@@ -119,11 +122,10 @@ class Distiller(BaseModel):
         self.distill_losses = self.graph.losses
         self.guard = NonFiniteGuard(max_consecutive_nonfinite,
                                     type(self).__name__)
-        #: Shapes of the tensor taps in the dummy forward ({} if none ran).
+        #: Shapes of the tensor taps in the dummy forward.
         self.probe_shapes: Dict[str, tuple] = {}
-        if not self.graph.empty:
-            values = self.probe(probe_input_shape)
-            self.graph.build(values, training=self.student.training)
+        self.graph.build(
+            self.probe(probe_input_shape), training=self.student.training)
 
     def _make_teacher_recorder(self) -> Optional[TapRecorder]:
         if self.teacher is None:
@@ -256,8 +258,8 @@ class Distiller(BaseModel):
             # The teacher's features (bf16/fp16 with a low-precision
             # teacher or under autocast) are handed on as float32.
             return {
-                name: to_float32(tap.get()) if tap.model == 'teacher' else
-                tap.get()
+                name:
+                to_float32(tap.get()) if tap.model == 'teacher' else tap.get()
                 for name, tap in self.taps.items()
             }, out
         finally:
@@ -265,25 +267,39 @@ class Distiller(BaseModel):
             for tap in self.taps.values():
                 tap.reset()
 
+    def extract_features(
+            self,
+            inputs: torch.Tensor,
+            data_samples: Optional[list] = None) -> Dict[str, Any]:
+        """The tap values and the connector outputs of one forward of the
+        teacher and the student (tensor mode), by name; the models keep
+        their modes (call ``eval()`` and ``torch.no_grad()`` to look at
+        features, as ``tools/visualize_taps.py``)."""
+        values, _ = self._record(inputs, data_samples, 'tensor')
+        return dict(values, **self.graph.run_connectors(values))
+
     def compute_distill_losses(self, values: Dict[str, Any],
                                data_samples: Optional[list]) -> dict:
         """Connectors then losses, from the recorded tap values."""
-        return self.graph.compute_losses(values, data_samples)
+        return self.graph.compute_losses(values, data_samples)[0]
 
     def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
         """Student task losses + ``distill.*`` losses."""
         return self._losses(inputs, data_samples)[0]
 
     def _losses(self, inputs: torch.Tensor, data_samples: list):
-        """The losses of :meth:`loss` and the recorded values."""
+        """The losses of :meth:`loss`, and the tap values and connector
+        outputs of the step."""
         values, task_losses = self._record(inputs, data_samples, 'loss')
         losses = dict(task_losses)
         if 'loss' in losses:
             # MMEngine logs the total under 'loss'; a student loss named so
             # (mmpretrain's heads) would overwrite it in the log.
             losses['student.loss'] = losses.pop('loss')
-        losses.update(self.graph.compute_losses(values, data_samples))
-        return losses, values
+        distill_losses, outputs = self.graph.compute_losses(
+            values, data_samples)
+        losses.update(distill_losses)
+        return losses, dict(values, **outputs)
 
     def forward(self,
                 inputs: torch.Tensor,
@@ -298,30 +314,75 @@ class Distiller(BaseModel):
 
     # ----------------------------------------------------------- training
     def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
-        """One guarded step: forward, checks, backward, checks, step.
+        """One guarded step, see :meth:`guarded_train_step`."""
+        return self.guarded_train_step(data, optim_wrapper)
+
+    def guarded_train_step(
+            self,
+            data,
+            optim_wrapper,
+            model: Optional[nn.Module] = None) -> Dict[str, torch.Tensor]:
+        """The training step of every distiller, top to bottom.
 
         As MMEngine's ``BaseModel.train_step``, except that a step with a
         non-finite loss term or gradient changes nothing and is logged
-        (``nonfinite.skipped``, ``nonfinite.skipped_total``).
-        """
-        return self.guarded_train_step(data, optim_wrapper)
+        (``nonfinite.skipped``, ``nonfinite.skipped_total``):
 
-    def guarded_train_step(self,
-                           data,
-                           optim_wrapper,
-                           model: Optional[nn.Module] = None):
-        """:meth:`train_step` with the forward run by ``model`` (this
-        distiller, or the DDP wrapper around it)."""
+        1. the buffers (BN statistics, spectral-norm vectors; a critic's
+           too) are copied before the forward changes them;
+        2. data preprocessing and forward (:meth:`_train_forward`) in the
+           context of the student's optimizer wrapper (autocast, no
+           gradient sync while gradients accumulate);
+        3. the student's guarded update
+           (:meth:`NonFiniteGuard.update_params`): the loss terms are
+           checked, backward, the gradients are checked (unless a loss
+           scaler does), step; a failed check puts the buffers back and
+           skips the rest;
+        4. :meth:`_after_student_update`, told whether step 3 was skipped:
+           nothing here, the critic's own guarded step in
+           :class:`AdversarialDistiller`.
+
+        Args:
+            data (dict | tuple | list): A batch from the dataloader.
+            optim_wrapper (OptimWrapper | OptimWrapperDict): The wrapper(s);
+                :meth:`_student_optim_wrapper` picks the student's.
+            model (nn.Module, optional): Runs the forward: this distiller
+                (default) or the DDP wrapper around it.
+
+        Returns:
+            dict: Log variables: ``loss`` and the student's losses, plus
+            ``nonfinite.*`` on a skipped step and those of step 4.
+        """
         model = self if model is None else model
+        student_ow = self._student_optim_wrapper(optim_wrapper)
         snapshot = self.guard.snapshot.take(self)  # before BN changes
-        with optim_wrapper.optim_context(model):
+        with student_ow.optim_context(model):
             data = self.data_preprocessor(data, True)
-            losses = model._run_forward(data, mode='loss')
+            losses, carried = self._train_forward(model, data)
         parsed_loss, log_vars = self.parse_losses(losses)
+        skipped = self.guard.update_params(student_ow, parsed_loss, log_vars,
+                                           snapshot, self._param_names)
+        log_vars.update(skipped)
         log_vars.update(
-            self.guard.update_params(optim_wrapper, parsed_loss, log_vars,
-                                     snapshot, self._param_names))
+            self._after_student_update(optim_wrapper, carried, bool(skipped)))
         return log_vars
+
+    # The hooks of the step (AdversarialDistiller overrides them).
+    def _student_optim_wrapper(self, optim_wrapper):
+        """The wrapper of the student's update: the one wrapper here."""
+        return optim_wrapper
+
+    def _train_forward(self, model: nn.Module, data: dict):
+        """The step's losses (forward through ``model``) and what
+        :meth:`_after_student_update` needs from the forward (nothing
+        here)."""
+        return model._run_forward(data, mode='loss'), None
+
+    def _after_student_update(self, optim_wrapper, carried: Any,
+                              skipped: bool) -> Dict[str, torch.Tensor]:
+        """Run after the student's update (``skipped``: the guard skipped
+        it); return extra log variables. Nothing here."""
+        return {}
 
     def _param_names(self) -> Dict[int, str]:
         return {id(p): n for n, p in self.named_parameters()}

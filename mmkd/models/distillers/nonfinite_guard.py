@@ -12,9 +12,7 @@ step change nothing:
   buffers back;
 * after the backward, the gradients are checked in one pass (the norm of
   every gradient by ``torch._foreach_norm``) unless the optimizer wrapper has
-  a loss scaler (``AmpOptimWrapper`` with a dynamic loss scale), whose own
-  overflow check already skips steps with inf/NaN gradients and adjusts the
-  scale: those skips are normal in mixed precision and not counted here;
+  a loss scaler (see below);
 * the decisions are all-reduced (min) so that every process of a
   distributed run skips the same steps.
 
@@ -22,6 +20,20 @@ Skipped steps are logged (a warning naming the terms, and the log variables
 ``nonfinite.skipped`` = 1 and ``nonfinite.skipped_total``); after
 ``max_consecutive`` skips in a row training stops with
 :class:`NonFiniteLossError` naming the terms.
+
+With a loss scaler (MMEngine's ``AmpOptimWrapper``: float16 autocast and a
+``GradScaler``), scaled gradients that overflow are expected: the scaler
+finds them in ``optimizer_wrapper.step()``, skips the optimizer step and
+lowers its scale in ``update()``. The guard leaves that to the scaler: it
+does not check the gradients, it calls the wrapper's ``step()`` as usual
+(so ``update()`` runs and the scale backs off), it never copies or restores
+the scaler's state, and a step the scaler skipped (its scale went down) is
+neither counted as a skipped step nor as a good one (the run of skips in a
+row neither grows nor restarts). A non-finite loss term is caught before the
+backward as without a scaler: no backward, no ``step()``/``update()`` (the
+scaler has seen no gradient, so its scale stays), the buffers are restored,
+and the step is counted. With a static loss scale (``loss_scale=<float>``)
+the scale does not move, so the scaler's skips count as good steps.
 """
 import logging
 from typing import Callable, Dict, List, Optional, Sequence
@@ -84,14 +96,42 @@ class BufferSnapshot:
         self.__init__()
 
 
+def loss_scaler(optim_wrapper):
+    """The enabled loss scaler of ``optim_wrapper`` (MMEngine's
+    ``AmpOptimWrapper`` has a ``GradScaler``), or None."""
+    scaler = getattr(optim_wrapper, 'loss_scaler', None)
+    if scaler is None:
+        return None
+    is_enabled = getattr(scaler, 'is_enabled', None)
+    enabled = bool(is_enabled()) if callable(is_enabled) else True
+    return scaler if enabled else None
+
+
 def has_loss_scaler(optim_wrapper) -> bool:
     """Whether ``optim_wrapper`` scales the loss and skips overflowing steps
     itself (MMEngine's ``AmpOptimWrapper`` with a ``GradScaler``)."""
-    scaler = getattr(optim_wrapper, 'loss_scaler', None)
-    if scaler is None:
+    return loss_scaler(optim_wrapper) is not None
+
+
+def _current_scale(scaler) -> Optional[Tensor]:
+    """A copy of the scaler's scale (a tensor on the device; no host sync),
+    or None before its first ``scale()``."""
+    get = getattr(scaler, '_get_scale_async', None)
+    scale = get() if callable(get) else None
+    if scale is None:
+        value = scaler.get_scale()
+        return None if value is None else torch.tensor(float(value))
+    return scale.detach().clone()
+
+
+def _scale_went_down(scaler, before: Optional[Tensor]) -> bool:
+    """Whether the scaler backed off since ``before``: it found inf/NaN
+    gradients and skipped the optimizer step (a dynamic scale only goes
+    down then)."""
+    after = _current_scale(scaler)
+    if before is None or after is None:
         return False
-    is_enabled = getattr(scaler, 'is_enabled', None)
-    return bool(is_enabled()) if callable(is_enabled) else True
+    return bool((after.to(before.device) < before).item())
 
 
 def _grads(optim_wrapper) -> List[tuple]:
@@ -143,24 +183,38 @@ def loss_terms(log_vars: Dict[str, Tensor]) -> Dict[str, Tensor]:
     }
 
 
+def _warn(message: str) -> None:
+    print_log(message, logger='current', level=logging.WARNING)
+
+
 class NonFiniteGuard:
-    """Counts and reports skipped steps of one model (see the module
-    docstring).
+    """Guards the updates of one optimizer wrapper: checks, counts and
+    reports skipped steps (see the module docstring).
 
     Args:
         max_consecutive (int): Skipped steps in a row after which training
             stops with :class:`NonFiniteLossError`. Defaults to 10.
         owner (str): Name in the messages, e.g. ``'Distiller'``.
+        part (str): The update guarded, in the messages and log names:
+            ``''`` for the model's own step, e.g. ``'critic'`` for the
+            critic's step of :class:`AdversarialDistiller` (messages say
+            "critic step", log variables ``critic.nonfinite.*``).
+        warn (callable, optional): Receives each warning message. Defaults
+            to MMEngine's current logger (level WARNING).
     """
 
     def __init__(self,
                  max_consecutive: int = 10,
-                 owner: str = 'Distiller') -> None:
+                 owner: str = 'Distiller',
+                 part: str = '',
+                 warn: Optional[Callable[[str], None]] = None) -> None:
         if max_consecutive < 1:
             raise ValueError('max_consecutive_nonfinite must be >= 1, got '
                              f'{max_consecutive}')
         self.max_consecutive = max_consecutive
         self.owner = owner
+        self.part = part
+        self.warn = warn or _warn
         #: Steps skipped since the model was built (or resumed).
         self.skipped_total = 0
         #: Skipped steps in a row (0 after a good step).
@@ -196,7 +250,8 @@ class NonFiniteGuard:
             log_vars (dict): The step's log variables (for the values).
 
         Returns:
-            dict: ``nonfinite.skipped`` (1) and ``nonfinite.skipped_total``.
+            dict: ``nonfinite.skipped`` (1) and ``nonfinite.skipped_total``
+            (prefixed ``<part>.``).
         """
         self.skipped_total += 1
         self.consecutive += 1
@@ -207,24 +262,26 @@ class NonFiniteGuard:
             f'{r}={log_vars[r].item():.4g}' if r in log_vars else r
             for r in reasons)
         ref = next(iter(log_vars.values()), torch.zeros(()))
-        print_log(
-            f'{self.owner}: non-finite {what} {values}; the step is skipped '
-            '(no parameter, buffer or optimizer state changed). Skipped '
-            f'steps: {self.skipped_total} in total, {self.consecutive} in a '
-            f'row (training stops after {self.max_consecutive} in a row).',
-            logger='current',
-            level=logging.WARNING)
+        part = f'{self.part} ' if self.part else ''
+        self.warn(
+            f'{self.owner}: non-finite {part}{what} {values}; the {part}step '
+            'is skipped (no parameter, buffer or optimizer state changed). '
+            f'Skipped {part}steps: {self.skipped_total} in total, '
+            f'{self.consecutive} in a row (training stops after '
+            f'{self.max_consecutive} in a row).')
         if self.consecutive >= self.max_consecutive:
             raise NonFiniteLossError(
-                f'{self.owner}: {self.consecutive} training steps in a row '
-                f'had non-finite values ({", ".join(self._culprits)}); '
-                'training stops. Check the input data for NaN/inf, lower '
-                'the learning rate or the loss weights, or train in float32. '
-                '`max_consecutive_nonfinite` of the distiller sets how many '
-                'skipped steps in a row are tolerated.')
+                f'{self.owner}: {self.consecutive} {part or "training "}steps '
+                f'in a row had non-finite values '
+                f'({", ".join(self._culprits)}); training stops. Check the '
+                'input data for NaN/inf, lower the learning rate or the loss '
+                'weights, or train in float32. `max_consecutive_nonfinite` '
+                'of the distiller sets how many skipped steps in a row are '
+                'tolerated.')
+        prefix = f'{self.part}.nonfinite.' if self.part else 'nonfinite.'
         return {
-            'nonfinite.skipped': ref.new_tensor(1.0),
-            'nonfinite.skipped_total':
+            f'{prefix}skipped': ref.new_tensor(1.0),
+            f'{prefix}skipped_total':
             ref.new_tensor(float(self.skipped_total)),
         }
 
@@ -248,7 +305,8 @@ class NonFiniteGuard:
         accumulation window is complete) with the checks of the module
         docstring in between. On a skipped step, the buffers in ``snapshot``
         (taken before the forward) are restored, the optimizer is not
-        stepped and the gradients of this backward (if any) are zeroed.
+        stepped and the gradients of this backward (if any) are zeroed. A
+        loss scaler's own skips are left to it (module docstring).
 
         Returns:
             dict: Extra log variables (empty if the step was not skipped).
@@ -261,8 +319,8 @@ class NonFiniteGuard:
                 return self.skip(bad, 'loss term(s)', log_vars)
         count = getattr(optim_wrapper, '_inner_count', None)
         optim_wrapper.backward(optim_wrapper.scale_loss(loss))
-        if not has_loss_scaler(optim_wrapper) and not grads_finite(
-                optim_wrapper):
+        scaler = loss_scaler(optim_wrapper)
+        if scaler is None and not grads_finite(optim_wrapper):
             bad = nonfinite_grad_names(optim_wrapper,
                                        param_names() if param_names else {})
             optim_wrapper.zero_grad()
@@ -274,7 +332,10 @@ class NonFiniteGuard:
                              or ['a gradient on another process'],
                              'gradient(s)', log_vars)
         if optim_wrapper.should_update():
-            optim_wrapper.step()
+            scale = None if scaler is None else _current_scale(scaler)
+            optim_wrapper.step()  # with a scaler: its step() and update()
             optim_wrapper.zero_grad()
+            if scaler is not None and _scale_went_down(scaler, scale):
+                return {}  # the scaler's skip: not counted, not a good step
         self.passed()
         return {}

@@ -5,8 +5,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
+
+#: The Gram identity is used for an image only while its result keeps at
+#: least this fraction of the terms it cancels (value: ``total / (||G_s
+#: G_s^T||^2 + ||G_t G_t^T||^2)``; gradient: ``||G_s D|| / ||G_s G_s^T
+#: G_s||``). Its float64 rounding is about ``1e-16`` of those terms, so this
+#: keeps it near ``1e-6`` of the result; below, the QR form is used.
+CANCELLATION_LIMIT = 1e-10
 
 
 def _normalize_nodes(feat: Tensor, inplace: bool = False) -> Tensor:
@@ -30,6 +38,70 @@ def _normalize_nodes(feat: Tensor, inplace: bool = False) -> Tensor:
         if inplace:
             return feat.div_(norm).flatten(2)
     return (feat / norm).flatten(2)
+
+
+def _qr_form(g_s: Tensor, g_t: Tensor, need_grad: bool):
+    """``||S_s - S_t||_F^2`` of one image (``S = G^T G``) and ``G_s (S_s -
+    S_t)`` (a quarter of its gradient w.r.t. ``G_s``), subtracting before
+    squaring: with the thin QR ``[G_s; G_t]^T = Q [R_s, R_t]``,
+    ``S_s - S_t = Q E Q^T`` where ``E = R_s R_s^T - R_t R_t^T`` is ``k x k``
+    (``k = min(M, Cs + Ct)``), so the value is ``||E||_F^2`` and ``G_s (S_s -
+    S_t) = R_s^T E Q^T``. ``O(M (Cs + Ct)^2)`` time, ``O(M (Cs + Ct))``
+    memory, no ``M x M`` matrix.
+
+    Args:
+        g_s (Tensor): ``(Cs, M)`` normalised student nodes.
+        g_t (Tensor): ``(Ct, M)`` normalised teacher nodes.
+        need_grad (bool): Also compute the gradient.
+
+    Returns:
+        tuple: The value (0-d) and ``(Cs, M)`` or None.
+    """
+    q, r = torch.linalg.qr(torch.cat([g_s, g_t]).T)  # (M, k), (k, Cs + Ct)
+    r_s, r_t = r[:, :g_s.shape[0]], r[:, g_s.shape[0]:]
+    e = r_s @ r_s.T - r_t @ r_t.T
+    grad = (r_s.T @ e) @ q.T if need_grad else None
+    return e.pow(2).sum(), grad
+
+
+class _StructureDistance(torch.autograd.Function):
+    """``sum_b ||S_s[b] - S_t[b]||_F^2`` with ``S = G^T G`` (``G``:
+    ``(B, C, M)``) and its gradient w.r.t. ``G_s``, without ``M x M``
+    matrices: per image by the Gram identity, or by :func:`_qr_form` where
+    the identity cancels more than :data:`CANCELLATION_LIMIT` allows. The
+    gradient ``4 G_s (S_s - S_t)`` is computed in the forward (the teacher
+    gets none)."""
+
+    @staticmethod
+    def forward(ctx, g_s: Tensor, g_t: Tensor) -> Tensor:
+        need_grad = ctx.needs_input_grad[0]
+        gram_s = torch.bmm(g_s, g_s.transpose(1, 2))  # (B, Cs, Cs)
+        gram_t = torch.bmm(g_t, g_t.transpose(1, 2))  # (B, Ct, Ct)
+        cross = torch.bmm(g_s, g_t.transpose(1, 2))  # (B, Cs, Ct)
+        terms = gram_s.pow(2).sum((1, 2)) + gram_t.pow(2).sum((1, 2))
+        total = terms - 2 * cross.pow(2).sum((1, 2))
+        cancelled = total < CANCELLATION_LIMIT * terms
+        grad = None
+        if need_grad:
+            first = torch.bmm(gram_s, g_s)  # G_s S_s = (G_s G_s^T) G_s
+            grad = first - torch.bmm(cross, g_t)  # - G_s S_t
+            cancelled |= grad.flatten(1).norm(dim=1) < (
+                CANCELLATION_LIMIT * first.flatten(1).norm(dim=1))
+            del first
+        del gram_s, gram_t, cross
+        for b in cancelled.nonzero().flatten().tolist():
+            total[b], grad_b = _qr_form(g_s[b], g_t[b], need_grad)
+            if need_grad:
+                grad[b] = grad_b
+        if need_grad:
+            ctx.save_for_backward(grad)
+        return total.sum()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: Tensor):
+        grad, = ctx.saved_tensors
+        return (4 * grad_output) * grad, None
 
 
 @MODELS.register_module()
@@ -73,8 +145,14 @@ class PairWiseLoss(nn.Module):
     * ``'exact'``: same value without the ``M x M`` matrices, using
       ``||G_s G_s^T - G_t G_t^T||_F^2 = ||G_s^T G_s||_F^2 + ||G_t^T G_t||_F^2
       - 2 ||G_s^T G_t||_F^2`` (Gram matrices ``Cs x Cs``, ``Ct x Ct`` and
-      ``Cs x Ct``): ``O(M (Cs^2 + Ct^2 + Cs Ct))`` time, ``O(C^2)`` memory.
-      Autograd through it gives the gradient of the naive form.
+      ``Cs x Ct``): ``O(M (Cs^2 + Ct^2 + Cs Ct))`` time, ``O(C^2)`` memory,
+      and the gradient ``4 G_s (S_s - S_t)`` from the same matrices. Where
+      this identity cancels (see below), the image is computed in a QR
+      form instead, which subtracts before squaring: with ``[G_s; G_t]^T =
+      Q [R_s, R_t]``, ``S_s - S_t = Q (R_s R_s^T - R_t R_t^T) Q^T``, a
+      ``(Cs + Ct)``-square difference, ``O(M (Cs + Ct)^2)`` time (a few
+      times the Gram form's, docs/en/benchmark.md), ``O(M (Cs + Ct))``
+      memory.
     * ``'auto'`` (default): the method with fewer multiply-adds, i.e.
       ``'exact'`` iff ``M > (Cs^2 + Ct^2 + Cs*Ct) / (Cs + Ct)`` (about
       ``1.5 C``). The pooled default (M = 4) is naive; full-resolution maps
@@ -83,31 +161,30 @@ class PairWiseLoss(nn.Module):
     Precision of ``'exact'``: the identity subtracts terms of size up to
     ``M^2`` to get a loss that tends to 0 as the student's structure
     approaches the teacher's, so its rounding errors are amplified. The
-    nodes are therefore normalised and the Gram products taken in float64
+    nodes are therefore normalised and the products taken in float64
     (``gram_dtype='float64'``, the default), whatever the input dtype
-    (autocast is disabled inside the loss; the result is float32). Measured
-    (``tools/benchmark_pairwise.py --accuracy``) on float32 2x64x64 maps,
-    Cs=128, Ct=512, against a float64 naive computation (relative errors,
-    gradient as a norm):
-
-    =====================  =======  =========  ===============  =========
-    features               loss     exact      gram_dtype=      naive
-                                    (float64)  'float32'        (float32)
-    =====================  =======  =========  ===============  =========
-    post-ReLU              5.3e-3   3e-8/3e-8  2e-6/3e-6        6e-8/8e-7
-    post-ReLU, cos ~0.98   2.8e-5   2e-8/3e-8  5e-3/4e-5        2e-7/1e-5
-    near convergence       1.2e-10  1e-7/3e-8  1/1 (value 0)    5e-4/6e-3
-    =====================  =======  =========  ===============  =========
-
-    (value / gradient). The float64 copies of the normalised features cost
-    their memory (``8 M (Cs + Ct)`` bytes per image, no ``M^2`` term) and
-    1.4-2.5x the time of float32 products (docs/en/benchmark.md,
-    "Pair-wise loss, exact form"). ``gram_dtype='float32'`` is only for
-    losses far from 0: near convergence its rounding (~1e-7 of the loss
-    scale) exceeds the loss. On CUDA with TF32 float32 matmuls enabled,
+    (autocast is disabled inside the loss; the result is float32), and, per
+    image, the identity is used only while its value keeps at least
+    ``1e-10`` of the terms it cancels and its gradient ``1e-10`` of the
+    products it subtracts (:data:`CANCELLATION_LIMIT`); its float64 rounding
+    (about ``1e-16`` of those terms) then stays near ``1e-6`` of the result.
+    Closer to convergence (e.g. features whose node cosines are all close
+    to 1, student and teacher structures nearly equal) the image is
+    computed in the QR form, in float64, which has no such cancellation. So
+    the value and the gradient of ``'exact'`` follow a float64 naive
+    computation to about ``1e-6`` whatever the inputs (tests check the worst
+    case, near-identical post-ReLU structures with node cosines of about
+    ``1 - 1e-5``, and independent and correlated maps); measured errors and
+    costs are in docs/en/benchmark.md ("Pair-wise loss, exact form"). The
+    float64 copies of the normalised features (and, in the QR form, ``Q``)
+    cost their memory (``8 M (Cs + Ct)`` bytes per image each, no ``M^2``
+    term).
+    ``gram_dtype='float32'`` (the identity alone, in float32) is only for
+    losses far from 0: near convergence its rounding (~1e-7 of the terms)
+    exceeds the loss. On CUDA with TF32 float32 matmuls enabled,
     ``'float32'`` products are done in float64 too (a 10-bit mantissa would
-    ruin the identity). A squared distance, the result is clamped at 0
-    (only rounding can make it negative, then the gradient is 0).
+    ruin the identity). A squared distance, the float32 result is clamped
+    at 0 (only rounding can make it negative, then the gradient is 0).
     ``'naive'`` computes in float32, as the authors.
 
     Args:
@@ -202,7 +279,9 @@ class PairWiseLoss(nn.Module):
     @staticmethod
     def _exact(g_s: Tensor, g_t: Tensor) -> Tensor:
         """Sum over the batch of ``||S_s - S_t||_F^2`` from ``C x C`` Gram
-        matrices (no ``M x M`` matrix), in the dtype of ``g_s``."""
+        matrices (no ``M x M`` matrix), in the dtype of ``g_s`` (the
+        ``gram_dtype='float32'`` form; float64 uses
+        :class:`_StructureDistance`)."""
         gram_s = torch.bmm(g_s, g_s.transpose(1, 2))  # (B, Cs, Cs)
         gram_t = torch.bmm(g_t, g_t.transpose(1, 2))  # (B, Ct, Ct)
         cross = torch.bmm(g_s, g_t.transpose(1, 2))  # (B, Cs, Ct)
@@ -253,7 +332,9 @@ class PairWiseLoss(nn.Module):
             g_t = _normalize_nodes(
                 feat_t, inplace=feat_t.data_ptr() != preds_T.data_ptr())
             del feat_t
-            if method == 'exact':
+            if method == 'exact' and dtype == torch.float64:
+                total = _StructureDistance.apply(g_s, g_t)
+            elif method == 'exact':
                 total = self._exact(g_s, g_t)
             else:
                 total = self._naive(g_s, g_t)

@@ -278,3 +278,52 @@ def test_autocast_and_low_precision_inputs():
     loss = PairWiseLoss(pool='none')(fs.double(), ft.double())
     assert loss.dtype == torch.float32
     assert math.isclose(loss.item(), ref.item(), rel_tol=1e-6)
+
+
+def _near_identical_cosines_one(B=2, Cs=16, Ct=64, H=24, W=24, seed=0):
+    """The worst case of the Gram identity: post-ReLU features whose node
+    cosines are all close to 1 (a large positive component per channel,
+    small variations over the positions), the teacher's structure equal to
+    the student's (its channels repeated: an isometry) up to a relative
+    perturbation of 1e-4 of the student."""
+    g = torch.Generator().manual_seed(seed)
+    mean = 3 * torch.rand(B, Cs, 1, 1, generator=g) + 0.5
+    z = (mean + 0.02 * torch.randn(B, Cs, H, W, generator=g)).relu()
+    k = Ct // Cs
+    ft = z.repeat_interleave(k, dim=1) / math.sqrt(k)
+    fs = z * (1 + 1e-4 * torch.randn(z.shape, generator=g))
+    return fs, ft
+
+
+def test_exact_accuracy_in_the_worst_case(monkeypatch):
+    import mmkd.models.losses.pair_wise_loss as pw
+    fs, ft = _near_identical_cosines_one()
+    g = ft.double() / ft.double().norm(dim=1, keepdim=True)
+    cos = torch.einsum('bcm,bcn->bmn', g.flatten(2), g.flatten(2))
+    assert cos.min() > 1 - 1e-3  # every pair of nodes
+    ref, loss, value_err, grad_err = _errors(fs, ft, method='exact')
+    assert ref < 1e-12  # structures nearly equal
+    assert value_err < 1e-6, value_err
+    assert grad_err < 1e-6, grad_err
+    # the case is hard: the Gram identity alone (float64) loses the value
+    monkeypatch.setattr(pw, 'CANCELLATION_LIMIT', float('-inf'))
+    _, _, gram_value_err, _ = _errors(fs, ft, method='exact')
+    assert gram_value_err > 1e-4, gram_value_err
+
+
+@pytest.mark.parametrize('shape', [(2, 3), (6, 6)])
+def test_qr_form_equals_naive(shape):
+    """The QR form (used where the Gram identity cancels), on its own,
+    against the float64 naive value and gradient; a 2x3 map has fewer
+    nodes (6) than channels (3 + 5)."""
+    from mmkd.models.losses.pair_wise_loss import _qr_form
+    fs, ft = _feats(1, 3, 5, *shape, seed=7)
+    gs = (fs / fs.norm(dim=1, keepdim=True)).double().flatten(2)[0]
+    gt = (ft / ft.norm(dim=1, keepdim=True)).double().flatten(2)[0]
+    x = gs.clone().requires_grad_(True)
+    ref = (x.T @ x - gt.T @ gt).pow(2).sum()
+    ref.backward()
+    value, grad = _qr_form(gs, gt, need_grad=True)
+    assert math.isclose(value.item(), ref.item(), rel_tol=1e-12)
+    torch.testing.assert_close(4 * grad, x.grad, rtol=1e-10, atol=1e-12)
+    assert _qr_form(gs, gt, need_grad=False)[1] is None
