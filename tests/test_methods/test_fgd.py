@@ -180,7 +180,7 @@ def test_probe_gives_fgd_valid_ground_truth(teacher_ckpt):
     # what the distiller's build-time check runs: the probe's features,
     # the connectors, the stand-in ground truth
     values = dict(model.probe((3, SIZE, SIZE)), **gt)
-    model.graph.run_connectors(values)
+    values.update(model.graph.run_connectors(values))
     name, mapping = model.graph._loss_plan[0]
     loss = model.distill_losses[name](**{
         a: model.graph.resolve(s, values)

@@ -14,7 +14,7 @@ the graph's.
 """
 import copy
 import inspect
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -207,7 +207,9 @@ class DistillGraph:
     # ------------------------------------------------------------ building
     def build(self,
               values: Dict[str, Any],
-              training: bool = True) -> Dict[str, Any]:
+              training: bool = True,
+              probe_gt: Optional[Callable[[str, str], Any]] = None
+              ) -> Dict[str, Any]:
         """Build the connectors and the losses from the probe's tap values
         (inferring channels), and run each once on them to check shapes.
 
@@ -215,6 +217,10 @@ class DistillGraph:
             values (dict): ``tap name -> tensor or list of tensors`` of the
                 probe (not changed).
             training (bool): Mode to leave the connectors in.
+            probe_gt (callable, optional): ``(loss name, ground-truth key)
+                -> stand-in value`` for the probe's batch, or ``None`` where
+                the key has none. A loss fed by ground truth runs on the
+                probe only when every key it uses has a stand-in.
 
         Returns:
             dict: ``connector name -> output`` on the probe. :attr:`shapes`
@@ -258,15 +264,18 @@ class DistillGraph:
             self.losses[name] = MODELS.build(build_cfg)
             mapping = cfg['inputs']
             self._loss_plan.append((name, list(mapping.items())))
-            uses_gt = False
+            gt = {}
             for source in mapping.values():
                 for s in as_list(source):
                     if s in GROUND_TRUTH_KEYS:
                         gt_keys.add(s)
-                        uses_gt = True
-            if uses_gt:
-                continue  # no ground truth in the probe
-            kwargs = {a: self.resolve(s, sources) for a, s in mapping.items()}
+                        gt[s] = None if probe_gt is None else probe_gt(name, s)
+            if any(v is None for v in gt.values()):
+                continue  # a key without a stand-in: not run on the probe
+            kwargs = {
+                a: self.resolve(s, dict(sources, **gt))
+                for a, s in mapping.items()
+            }
             try:
                 self.losses[name](**kwargs)
             except Exception as e:

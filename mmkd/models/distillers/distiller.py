@@ -8,7 +8,7 @@ from mmengine.model import BaseModel
 from torch import nn
 
 from mmkd.registry import MODELS
-from ..utils import build_task_model, build_teacher
+from ..utils import build_task_model, build_teacher, probe_ground_truth
 from .distill_graph import DistillGraph, to_float32
 from .feature_tap import FeatureTap, StopForward, TapError, TapRecorder
 from .nonfinite_guard import NonFiniteGuard
@@ -125,7 +125,18 @@ class Distiller(BaseModel):
         #: Shapes of the tensor taps in the dummy forward.
         self.probe_shapes: Dict[str, tuple] = {}
         self.graph.build(
-            self.probe(probe_input_shape), training=self.student.training)
+            self.probe(probe_input_shape),
+            training=self.student.training,
+            probe_gt=self._probe_ground_truth)
+
+    def _probe_ground_truth(self, loss: str, key: str) -> Any:
+        """The stand-in of ground truth ``key`` for the probe's batch
+        (``None``: the key has none, and the loss is not run at build)."""
+        inputs = torch.zeros((2, ) + tuple(self.probe_input_shape))
+        try:
+            return probe_ground_truth(key, inputs, self.student)
+        except ValueError as e:
+            raise ValueError(f"loss '{loss}': {e}") from e
 
     def _make_teacher_recorder(self) -> Optional[TapRecorder]:
         if self.teacher is None:

@@ -315,3 +315,25 @@ def test_one_schedule_for_student_and_critic_warns(log_records):
     check_critic_param_scheduler(cfg)
     assert len([m for level, m in log_records
                 if level == logging.WARNING]) == 1
+
+
+def test_boxes_for_a_classifier_fail_at_build():
+    """A loss fed by ground truth runs on the probe when its keys have
+    stand-ins: FGD's boxes asked of an mmpretrain classifier fail when the
+    model is built, naming the loss and what the data must carry."""
+    init_default_scope('mmpretrain')
+    cfg = dict(
+        type='mmkd.Distiller',
+        student=classifier(4),
+        teacher=None,
+        taps=dict(s3='student.backbone.layer3'),
+        losses=dict(
+            loss_fgd=dict(
+                type='FGDLoss',
+                inputs=dict(preds_S='s3', preds_T='s3', rela_S='s3',
+                            rela_T='s3', gt_instances='gt_instances',
+                            img_metas='img_metas'))),
+        probe_input_shape=(1, 16, 16))
+    with pytest.raises(ValueError,
+                       match=r"loss 'loss_fgd'.*LoadAnnotations\(with_bbox"):
+        MODELS.build(cfg)
