@@ -207,3 +207,41 @@ def save_cifar_teacher(path, num_classes: int = 5) -> str:
     teacher = MODELS.build(cifar_classifier(8, num_classes))
     torch.save({'state_dict': teacher.state_dict()}, path)
     return str(path)
+
+
+def pspnet_segmentor(base: int, channels: int = None, size: int = 64,
+                     num_classes: int = 3) -> dict:
+    """A real mmseg PSPNet (pool scales 1, 2) on a ResNetV1c-18 of width
+    ``base`` (output stride 8), for ``size`` x ``size`` inputs; the decode
+    head has ``channels`` channels (default ``base``)."""
+    norm = dict(type='BN', requires_grad=True)
+    return dict(
+        type='EncoderDecoder',
+        _scope_='mmseg',
+        data_preprocessor=dict(
+            type='SegDataPreProcessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            size=(size, size),
+            seg_pad_val=255),
+        backbone=dict(
+            type='ResNetV1c',
+            depth=18,
+            base_channels=base,
+            stem_channels=base,
+            dilations=(1, 1, 2, 4),
+            strides=(1, 2, 1, 1),
+            norm_cfg=norm,
+            contract_dilation=True),
+        decode_head=dict(
+            type='PSPHead',
+            in_channels=base * 8,
+            in_index=3,
+            channels=base if channels is None else channels,
+            pool_scales=(1, 2),
+            dropout_ratio=0.0,
+            num_classes=num_classes,
+            norm_cfg=norm,
+            loss_decode=dict(type='CrossEntropyLoss')),
+        train_cfg=dict(),
+        test_cfg=dict(mode='whole'))

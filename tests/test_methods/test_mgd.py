@@ -266,7 +266,11 @@ def test_one_iteration_then_the_student_loads_without_mmkd(tmp_path, make):
         k.startswith('connectors.mgd.levels.0.generation.')
         for k in state['state_dict'])
     if infer is not None:
-        check_loads_without_mmkd(tmp_path, cfg_path, ckpt, *infer)
+        # RetinaNet's decoded boxes (pixels, through exp) differ by float
+        # rounding between the two processes with two threads (2.7e-5 px)
+        tol = (dict(rtol=1e-4, atol=1e-4)
+               if infer[0].startswith('mmdet') else {})
+        check_loads_without_mmkd(tmp_path, cfg_path, ckpt, *infer, **tol)
         return
     # classification: mmpretrain's init_model in a process without mmkd
     student_ckpt = str(tmp_path / 'student.pth')

@@ -108,10 +108,12 @@ STUDENT_OUTPUTS = textwrap.dedent("""
 """)
 
 
-def check_loads_without_mmkd(tmp, cfg, ckpt, init, infer, img_path):
+def check_loads_without_mmkd(tmp, cfg, ckpt, init, infer, img_path,
+                             rtol=None, atol=None):
     """Convert ``ckpt``, load the student with the task library's own
     ``init`` in a process where mmkd cannot be imported, and compare its
-    outputs with the distiller's student on a real image."""
+    outputs with the distiller's student on a real image (``rtol``/``atol``:
+    ``torch.testing.assert_close``'s, default: its float32 ones)."""
     student_ckpt, student_cfg = str(tmp / 'student.pth'), str(tmp /
                                                                'student.py')
     run(['tools/convert_to_student.py', cfg, ckpt, student_ckpt])
@@ -153,7 +155,7 @@ def check_loads_without_mmkd(tmp, cfg, ckpt, init, infer, img_path):
         distiller.student, img_path,
         getattr(importlib.import_module(f'{lib}.apis'), infer))
     assert set(ours) == set(plain)
-    torch.testing.assert_close(ours, plain)
+    torch.testing.assert_close(ours, plain, rtol=rtol, atol=atol)
     return ours
 
 

@@ -49,41 +49,6 @@ def rss_mb() -> float:
     raise RuntimeError('no VmRSS in /proc/self/status')
 
 
-def segmentor(base: int) -> dict:
-    """A tiny mmseg PSPNet on a ResNetV1c-18 of width ``base`` (stride 8)."""
-    norm = dict(type='BN', requires_grad=True)
-    return dict(
-        type='EncoderDecoder',
-        _scope_='mmseg',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
-            size=(64, 64),
-            seg_pad_val=255),
-        backbone=dict(
-            type='ResNetV1c',
-            depth=18,
-            base_channels=base,
-            stem_channels=base,
-            dilations=(1, 1, 2, 4),
-            strides=(1, 2, 1, 1),
-            norm_cfg=norm,
-            contract_dilation=True),
-        decode_head=dict(
-            type='PSPHead',
-            in_channels=base * 8,
-            in_index=3,
-            channels=base,
-            pool_scales=(1, 2),
-            dropout_ratio=0.0,
-            num_classes=3,
-            norm_cfg=norm,
-            loss_decode=dict(type='CrossEntropyLoss')),
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
-
-
 def build(kind: str, work_dir: str):
     """The distiller of ``kind``, its optimizer wrapper(s) and a list of
     batches (cycled)."""
@@ -92,7 +57,9 @@ def build(kind: str, work_dir: str):
     from mmengine.registry import init_default_scope
 
     from mmkd.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
-    from mmkd.testing.task_configs import cifar_classifier, save_cifar_teacher
+    from mmkd.testing.task_configs import (cifar_classifier,
+                                           pspnet_segmentor as segmentor,
+                                           save_cifar_teacher)
     sgd = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
     if kind in ('kd', 'frskd'):

@@ -19,43 +19,9 @@ from mmengine.runner.checkpoint import load_state_dict
 
 from mmkd.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from mmkd.testing.task_configs import cifar_classifier as classifier
+from mmkd.testing.task_configs import pspnet_segmentor as segmentor
 
 LAYOUT = osp.join(osp.dirname(__file__), 'checkpoint_layout.json')
-
-
-def segmentor(base: int) -> dict:
-    """A real mmseg PSPNet on a narrow ResNetV1c-18 (output stride 8)."""
-    norm = dict(type='BN', requires_grad=True)
-    return dict(
-        type='EncoderDecoder',
-        _scope_='mmseg',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
-            size=(64, 64),
-            seg_pad_val=255),
-        backbone=dict(
-            type='ResNetV1c',
-            depth=18,
-            base_channels=base,
-            stem_channels=base,
-            dilations=(1, 1, 2, 4),
-            strides=(1, 2, 1, 1),
-            norm_cfg=norm,
-            contract_dilation=True),
-        decode_head=dict(
-            type='PSPHead',
-            in_channels=base * 8,
-            in_index=3,
-            channels=base,
-            pool_scales=(1, 2),
-            dropout_ratio=0.0,
-            num_classes=3,
-            norm_cfg=norm,
-            loss_decode=dict(type='CrossEntropyLoss')),
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
 
 
 def build_models(tmp_dir: str) -> dict:

@@ -17,6 +17,7 @@ from mmpretrain.structures import DataSample
 from mmkd.models.distillers import NonFiniteLossError
 from mmkd.registry import MODELS
 from mmkd.testing.task_configs import cifar_classifier as classifier
+from mmkd.testing.task_configs import pspnet_segmentor as segmentor
 
 NAN = float('nan')
 
@@ -319,41 +320,6 @@ def test_ddp_wrapper_refuses_the_adversarial_distiller():
 # AdversarialDistiller (SKD): the critic's BN statistics too
 # --------------------------------------------------------------------------
 SEG = 64
-
-
-def segmentor(base: int, channels: int) -> dict:
-    """A real mmseg PSPNet on a narrow ResNetV1c-18 (output stride 8)."""
-    norm = dict(type='BN', requires_grad=True)
-    return dict(
-        type='EncoderDecoder',
-        _scope_='mmseg',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
-            size=(SEG, SEG),
-            seg_pad_val=255),
-        backbone=dict(
-            type='ResNetV1c',
-            depth=18,
-            base_channels=base,
-            stem_channels=base,
-            dilations=(1, 1, 2, 4),
-            strides=(1, 2, 1, 1),
-            norm_cfg=norm,
-            contract_dilation=True),
-        decode_head=dict(
-            type='PSPHead',
-            in_channels=base * 8,
-            in_index=3,
-            channels=channels,
-            pool_scales=(1, 2),
-            dropout_ratio=0.0,
-            num_classes=3,
-            norm_cfg=norm,
-            loss_decode=dict(type='CrossEntropyLoss')),
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
 
 
 @pytest.fixture(scope='module')
