@@ -248,7 +248,7 @@ def test_config_trains_and_its_student_loads_without_mmkd(name, tmp_path):
         assert 'mmkd.CIFARResNet' in open(tmp_path / 'student.py').read()
         return
     proc = subprocess.run([
-        sys.executable, 'tools/experiments/test_student_without_mmkd.py',
+        sys.executable, 'tools/experiments/evaluate_student_without_mmkd.py',
         str(tmp_path / 'student.py'), student_ckpt, '--work-dir',
         str(tmp_path / 'test')
     ],

@@ -8,7 +8,7 @@ run's last validation.
 
 Usage::
 
-    python tools/experiments/test_student_without_mmkd.py STUDENT.py \
+    python tools/experiments/evaluate_student_without_mmkd.py STUDENT.py \
         STUDENT.pth [--work-dir DIR] [--out metrics.json]
 """
 import argparse
