@@ -68,3 +68,27 @@ def test_released_config_is_short_and_loads(path):
         indices = loader.dataset.get('indices') if loader else None
         assert indices is None or isinstance(indices, (int, range)), \
             f'{path}: {split} indices {type(indices).__name__}'
+
+
+WITH_TEST_JSON = [(f, m) for f, m in RELEASED
+                  if 'Student Config' in m and osp.isfile(
+                      osp.join(ROOT, m['Student Config'][:-len('.py')] +
+                               '.test.json'))]
+
+
+def test_released_students_have_their_test_outputs():
+    assert len(WITH_TEST_JSON) >= 10
+
+
+@pytest.mark.parametrize('metafile,model', WITH_TEST_JSON,
+                         ids=[m['Name'] for _, m in WITH_TEST_JSON])
+def test_metafile_top1_is_the_released_test_output(metafile, model):
+    """``<student>.test.json`` is ``tools/test.py --out`` of the released
+    config and weights on the test set; the metafile quotes that number."""
+    import json
+    path = osp.join(ROOT, model['Student Config'][:-len('.py')] + '.test.json')
+    with open(path) as f:
+        top1 = json.load(f)['accuracy/top1']
+    quoted = model['Results'][0]['Metrics']['Top 1 Accuracy']
+    assert round(top1, 2) == pytest.approx(quoted, abs=1e-9), \
+        f'{metafile}: {model["Name"]} quotes {quoted}, test.json {top1}'
