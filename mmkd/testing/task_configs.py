@@ -245,3 +245,54 @@ def pspnet_segmentor(base: int, channels: int = None, size: int = 64,
             loss_decode=dict(type='CrossEntropyLoss')),
         train_cfg=dict(),
         test_cfg=dict(mode='whole'))
+
+
+def kd_fitnet_distiller(teacher_ckpt: str) -> dict:
+    """A ``Distiller`` config over the tiny CIFAR classifiers (width 4 <-
+    width 8, grey 16 px): Hinton KD on the logits and a FitNet hint on
+    ``layer3`` through a ``ConvConnector``."""
+    return dict(
+        type='Distiller',
+        _scope_='mmkd',
+        student=cifar_classifier(4),
+        teacher=dict(model=cifar_classifier(8), checkpoint=teacher_ckpt),
+        taps=dict(
+            s_logits='student.head.fc',
+            t_logits='teacher.head.fc',
+            s3='student.backbone.layer3',
+            t3='teacher.backbone.layer3'),
+        connectors=dict(
+            hint=dict(type='ConvConnector', inputs='s3', targets='t3')),
+        losses=dict(
+            loss_kd=dict(
+                type='KDLoss',
+                inputs=dict(preds_S='s_logits', preds_T='t_logits')),
+            loss_fitnet=dict(
+                type='FitNetLoss', inputs=dict(preds_S='hint', preds_T='t3'))),
+        probe_input_shape=(1, 16, 16))
+
+
+def skd_pixel_distiller(teacher_ckpt: str, size: int = 64) -> dict:
+    """An ``AdversarialDistiller`` config over tiny PSPNets (width 8 <- 16):
+    SKD's pixel-wise term and a one-block holistic critic (8x8 logits for
+    ``size`` 64)."""
+    return dict(
+        type='AdversarialDistiller',
+        _scope_='mmkd',
+        student=pspnet_segmentor(8, size=size),
+        teacher=dict(
+            model=pspnet_segmentor(16, size=size), checkpoint=teacher_ckpt),
+        taps=dict(
+            s_logits='student.decode_head.conv_seg',
+            t_logits='teacher.decode_head.conv_seg'),
+        losses=dict(
+            loss_pi=dict(
+                type='PixelWiseLoss',
+                inputs=dict(preds_S='s_logits', preds_T='t_logits'))),
+        # 8x8 logits: one stride-2 block, then the final 4x4 conv -> 1x1
+        critic=dict(
+            type='SKDDiscriminator',
+            conv_dim=8,
+            num_blocks=1,
+            attention_after=(1, )),
+        probe_input_shape=(3, size, size))

@@ -58,6 +58,7 @@ def build(kind: str, work_dir: str):
 
     from mmkd.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
     from mmkd.testing.task_configs import (cifar_classifier,
+                                           kd_fitnet_distiller,
                                            pspnet_segmentor as segmentor,
                                            save_cifar_teacher)
     sgd = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4)
@@ -78,28 +79,7 @@ def build(kind: str, work_dir: str):
     if kind == 'kd':
         teacher = save_cifar_teacher(osp.join(work_dir, 'teacher.pth'))
         init_default_scope('mmpretrain')
-        model = MODELS.build(
-            dict(
-                type='Distiller',
-                _scope_='mmkd',
-                student=cifar_classifier(4),
-                teacher=dict(model=cifar_classifier(8), checkpoint=teacher),
-                taps=dict(
-                    s_logits='student.head.fc',
-                    t_logits='teacher.head.fc',
-                    s3='student.backbone.layer3',
-                    t3='teacher.backbone.layer3'),
-                connectors=dict(
-                    hint=dict(type='ConvConnector', inputs='s3',
-                              targets='t3')),
-                losses=dict(
-                    loss_kd=dict(
-                        type='KDLoss',
-                        inputs=dict(preds_S='s_logits', preds_T='t_logits')),
-                    loss_fitnet=dict(
-                        type='FitNetLoss',
-                        inputs=dict(preds_S='hint', preds_T='t3'))),
-                probe_input_shape=(1, 16, 16)))
+        model = MODELS.build(kd_fitnet_distiller(teacher))
         return model, OptimWrapper(
             torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)), \
             batches

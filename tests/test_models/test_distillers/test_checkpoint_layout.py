@@ -19,7 +19,8 @@ from mmengine.runner.checkpoint import load_state_dict
 
 from mmkd.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from mmkd.testing.task_configs import cifar_classifier as classifier
-from mmkd.testing.task_configs import pspnet_segmentor as segmentor
+from mmkd.testing.task_configs import (kd_fitnet_distiller,
+                                       pspnet_segmentor as segmentor)
 
 LAYOUT = osp.join(osp.dirname(__file__), 'checkpoint_layout.json')
 
@@ -30,27 +31,7 @@ def build_models(tmp_dir: str) -> dict:
     teacher = MODELS.build(classifier(8))
     kd_ckpt = osp.join(tmp_dir, 'kd_teacher.pth')
     torch.save({'state_dict': teacher.state_dict()}, kd_ckpt)
-    kd = MODELS.build(
-        dict(
-            type='Distiller',
-            _scope_='mmkd',
-            student=classifier(4),
-            teacher=dict(model=classifier(8), checkpoint=kd_ckpt),
-            taps=dict(
-                s_logits='student.head.fc',
-                t_logits='teacher.head.fc',
-                s3='student.backbone.layer3',
-                t3='teacher.backbone.layer3'),
-            connectors=dict(
-                hint=dict(type='ConvConnector', inputs='s3', targets='t3')),
-            losses=dict(
-                loss_kd=dict(
-                    type='KDLoss',
-                    inputs=dict(preds_S='s_logits', preds_T='t_logits')),
-                loss_fitnet=dict(
-                    type='FitNetLoss',
-                    inputs=dict(preds_S='hint', preds_T='t3'))),
-            probe_input_shape=(1, 16, 16)))
+    kd = MODELS.build(kd_fitnet_distiller(kd_ckpt))
 
     init_default_scope('mmseg')
     teacher = MODELS.build(segmentor(16))

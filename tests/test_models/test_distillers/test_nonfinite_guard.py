@@ -16,8 +16,9 @@ from mmpretrain.structures import DataSample
 
 from mmkd.models.distillers import NonFiniteLossError
 from mmkd.registry import MODELS
-from mmkd.testing.task_configs import cifar_classifier as classifier
-from mmkd.testing.task_configs import pspnet_segmentor as segmentor
+from mmkd.testing.task_configs import (kd_fitnet_distiller,
+                                       pspnet_segmentor as segmentor,
+                                       skd_pixel_distiller)
 
 NAN = float('nan')
 
@@ -25,25 +26,7 @@ NAN = float('nan')
 def distiller(teacher_ckpt, **kwargs):
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
-    cfg = dict(
-        type='Distiller',
-        _scope_='mmkd',
-        student=classifier(4),
-        teacher=dict(model=classifier(8), checkpoint=teacher_ckpt),
-        taps=dict(
-            s_logits='student.head.fc',
-            t_logits='teacher.head.fc',
-            s3='student.backbone.layer3',
-            t3='teacher.backbone.layer3'),
-        connectors=dict(
-            hint=dict(type='ConvConnector', inputs='s3', targets='t3')),
-        losses=dict(
-            loss_kd=dict(
-                type='KDLoss',
-                inputs=dict(preds_S='s_logits', preds_T='t_logits')),
-            loss_fitnet=dict(
-                type='FitNetLoss', inputs=dict(preds_S='hint', preds_T='t3'))),
-        probe_input_shape=(1, 16, 16))
+    cfg = kd_fitnet_distiller(teacher_ckpt)
     cfg.update(kwargs)
     return MODELS.build(cfg).train()
 
@@ -335,25 +318,7 @@ def seg_teacher_ckpt(tmp_path_factory):
 def skd(ckpt, **kwargs):
     init_default_scope('mmseg')
     torch.manual_seed(0)
-    cfg = dict(
-        type='AdversarialDistiller',
-        _scope_='mmkd',
-        student=segmentor(8, 8),
-        teacher=dict(model=segmentor(16, 16), checkpoint=ckpt),
-        taps=dict(
-            s_logits='student.decode_head.conv_seg',
-            t_logits='teacher.decode_head.conv_seg'),
-        losses=dict(
-            loss_pi=dict(
-                type='PixelWiseLoss',
-                inputs=dict(preds_S='s_logits', preds_T='t_logits'))),
-        # 8x8 logits: one stride-2 block, then the final 4x4 conv -> 1x1
-        critic=dict(
-            type='SKDDiscriminator',
-            conv_dim=8,
-            num_blocks=1,
-            attention_after=(1, )),
-        probe_input_shape=(3, SEG, SEG))
+    cfg = skd_pixel_distiller(ckpt, SEG)
     cfg.update(kwargs)
     return MODELS.build(cfg).train()
 
