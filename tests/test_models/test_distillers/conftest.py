@@ -1,7 +1,9 @@
 import pytest
 import torch
+from mmengine.registry import init_default_scope
 
-from mmkd.testing.task_configs import save_cifar_teacher
+from mmkd.registry import MODELS
+from mmkd.testing.task_configs import pspnet_segmentor, save_cifar_teacher
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -17,3 +19,14 @@ def teacher_ckpt(tmp_path_factory):
     """A 5-class CIFAR ResNet-8 teacher checkpoint (random weights)."""
     return save_cifar_teacher(
         tmp_path_factory.mktemp('teacher') / 'teacher.pth')
+
+
+@pytest.fixture(scope='module')
+def seg_teacher_ckpt(tmp_path_factory):
+    """A width-16 tiny PSPNet teacher checkpoint (random weights)."""
+    init_default_scope('mmseg')
+    torch.manual_seed(1)
+    teacher = MODELS.build(pspnet_segmentor(16))
+    path = tmp_path_factory.mktemp('seg_teacher') / 'teacher.pth'
+    torch.save({'state_dict': teacher.state_dict()}, path)
+    return str(path)

@@ -16,9 +16,7 @@ from mmpretrain.structures import DataSample
 
 from mmkd.models.distillers import NonFiniteLossError
 from mmkd.registry import MODELS
-from mmkd.testing.task_configs import (kd_fitnet_distiller,
-                                       pspnet_segmentor as segmentor,
-                                       skd_pixel_distiller)
+from mmkd.testing.task_configs import kd_fitnet_distiller, skd_pixel_distiller
 
 NAN = float('nan')
 
@@ -303,16 +301,6 @@ def test_ddp_wrapper_refuses_the_adversarial_distiller():
 # AdversarialDistiller (SKD): the critic's BN statistics too
 # --------------------------------------------------------------------------
 SEG = 64
-
-
-@pytest.fixture(scope='module')
-def seg_teacher_ckpt(tmp_path_factory):
-    init_default_scope('mmseg')
-    torch.manual_seed(1)
-    teacher = MODELS.build(segmentor(16, 16))
-    path = tmp_path_factory.mktemp('seg_teacher') / 'teacher.pth'
-    torch.save({'state_dict': teacher.state_dict()}, path)
-    return str(path)
 
 
 def skd(ckpt, **kwargs):

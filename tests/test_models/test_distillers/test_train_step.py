@@ -16,18 +16,15 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import init_default_scope
-from mmengine.structures import PixelData
 from mmpretrain.structures import DataSample
-from mmseg.structures import SegDataSample
 
 from mmkd.models.distillers import NonFiniteLossError, TapError
-from mmkd.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
-from mmkd.testing.task_configs import (kd_fitnet_distiller,
-                                       pspnet_segmentor as segmentor,
-                                       skd_pixel_distiller)
+from mmkd.registry import MODELS
+from mmkd.testing.task_configs import kd_fitnet_distiller
+# the SKD builders of the guard's tests (this folder is on sys.path)
+from test_nonfinite_guard import seg_batch, skd, skd_wrappers  # noqa: E402
 
 NAN = float('nan')
-SEG = 64
 
 
 # --------------------------------------------------------------- builders
@@ -47,52 +44,6 @@ def batch(seed, n=4):
             for _ in range(n)
         ],
         data_samples=[DataSample().set_gt_label(i % 5) for i in range(n)])
-
-
-@pytest.fixture(scope='module')
-def seg_teacher_ckpt(tmp_path_factory):
-    init_default_scope('mmseg')
-    torch.manual_seed(1)
-    teacher = MODELS.build(segmentor(16))
-    path = tmp_path_factory.mktemp('seg_teacher') / 'teacher.pth'
-    torch.save({'state_dict': teacher.state_dict()}, path)
-    return str(path)
-
-
-def skd(ckpt, **kwargs):
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    cfg = skd_pixel_distiller(ckpt, SEG)
-    cfg.update(kwargs)
-    return MODELS.build(cfg).train()
-
-
-def seg_batch(seed, n=2):
-    g = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
-    for _ in range(n):
-        inputs.append(
-            torch.randint(0, 256, (3, SEG, SEG), generator=g).to(torch.uint8))
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(
-            data=torch.randint(0, 3, (1, SEG, SEG), generator=g))
-        sample.set_metainfo(
-            dict(
-                img_shape=(SEG, SEG),
-                ori_shape=(SEG, SEG),
-                pad_shape=(SEG, SEG)))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
-
-
-def skd_wrappers(model):
-    sgd = dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4)
-    return OPTIM_WRAPPER_CONSTRUCTORS.build(
-        dict(
-            type='mmkd.DistillerOptimWrapperConstructor',
-            optim_wrapper_cfg=dict(
-                student=dict(optimizer=sgd), critic=dict(optimizer=sgd))))(
-                    model)
 
 
 def copied(module):
