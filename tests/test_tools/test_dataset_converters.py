@@ -305,6 +305,27 @@ def test_stardist_to_mmseg_on_real_data(stardist_seg):
         np.testing.assert_array_equal(full_img[..., ch], img)
 
 
+def test_stardist_test_split_takes_its_tiles_from_train(tmp_path):
+    """``test_offset``: the tiles with (r + c) % 4 == 2 leave train for test;
+    val is unchanged; an offset that would take the val tiles is refused."""
+    tool = load_tool('stardist_to_mmseg')
+    img = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 200
+    mask = (img > 100).astype(np.uint16)
+    counts = tool.convert(img, mask, str(tmp_path / 'd'), 16, test_offset=2)
+    assert counts == {'train': 8, 'val': 4, 'test': 4}
+    test = sorted(os.listdir(tmp_path / 'd' / 'ann_dir' / 'test'))
+    assert test == [f'img2d_r{r}_c{c}.png' for r, c in
+                    ((0, 2), (1, 1), (2, 0), (3, 3))]
+    tile = np.asarray(Image.open(tmp_path / 'd' / 'img_dir' / 'test' /
+                                 'img2d_r1_c1.png'))[..., 0]
+    np.testing.assert_array_equal(tile, img[16:32, 16:32])
+    assert tool.convert(img, mask, str(tmp_path / 'e'), 16) == {
+        'train': 12, 'val': 4}
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match='test_offset must be in 1..3'):
+            tool.convert(img, mask, str(tmp_path / 'f'), 16, test_offset=bad)
+
+
 def test_stardist_seg_loads_with_mmseg(stardist_seg):
     _, out = stardist_seg
     import_or_skip('mmseg.datasets')

@@ -7,8 +7,8 @@ nuclei). This script reads them with ``tifffile`` without importing
 ``stardist`` (``pip install --no-deps stardist tifffile`` is enough) and
 writes a 2-class semantic segmentation dataset::
 
-    out/img_dir/{train,val}/img2d_r<row>_c<col>.png   3-channel uint8
-    out/ann_dir/{train,val}/img2d_r<row>_c<col>.png   1-channel, 0/1
+    out/img_dir/{train,val[,test]}/img2d_r<row>_c<col>.png   3-channel uint8
+    out/ann_dir/{train,val[,test]}/img2d_r<row>_c<col>.png   1-channel, 0/1
 
 Rules:
 
@@ -21,12 +21,17 @@ Rules:
   default: a 4 x 4 grid); the image side must be a multiple of it.
 * Split: the tile in grid row ``r``, column ``c`` goes to ``val`` when
   ``(r + c) % val_interval == 0`` (one tile per grid row and column with the
-  defaults: 4 val and 12 train tiles), to ``train`` otherwise.
+  defaults: 4 val and 12 train tiles), to ``train`` otherwise. With
+  ``--test-offset K``, the tiles with ``(r + c) % val_interval == K`` go to
+  ``test`` instead of ``train`` (``--test-offset 2``: 4 val, 4 test and 8
+  train tiles, one val and one test tile per grid row and column).
 
 Usage::
 
     pip install --no-deps stardist tifffile
     python tools/dataset_converters/stardist_to_mmseg.py [data/stardist_nuclei]
+    python tools/dataset_converters/stardist_to_mmseg.py \
+        data/stardist_nuclei_test --test-offset 2
 
 Config::
 
@@ -106,12 +111,15 @@ def convert(img: np.ndarray,
             out: str,
             tile_size: int = 128,
             val_interval: int = 4,
-            stem: str = 'img2d') -> Dict[str, int]:
+            stem: str = 'img2d',
+            test_offset: Optional[int] = None) -> Dict[str, int]:
     """Write the tiles of one image and its instance mask.
 
     Args:
         img (np.ndarray): (H, W) grey image.
         instances (np.ndarray): (H, W) instance ids, 0 = background.
+        test_offset (int, optional): tiles with ``(r + c) % val_interval ==
+            test_offset`` form a ``test`` split; None: no test split.
 
     Returns:
         dict: number of tiles per split.
@@ -121,14 +129,21 @@ def convert(img: np.ndarray,
                          f'got {img.shape} and {instances.shape}')
     if val_interval < 2:
         raise ValueError(f'val_interval must be >= 2, got {val_interval}')
+    if test_offset is not None and not 0 < test_offset < val_interval:
+        raise ValueError(f'test_offset must be in 1..{val_interval - 1} '
+                         f'(0 is the val tiles), got {test_offset}')
     rgb = np.repeat(to_uint8(img)[..., None], 3, axis=2)
     semantic = (instances > 0).astype(np.uint8)
     counts = {'train': 0, 'val': 0}
+    if test_offset is not None:
+        counts['test'] = 0
     for split in counts:
         os.makedirs(osp.join(out, 'img_dir', split), exist_ok=True)
         os.makedirs(osp.join(out, 'ann_dir', split), exist_ok=True)
     for r, c, y0, x0 in tile_grid(*img.shape, tile_size):
-        split = 'val' if (r + c) % val_interval == 0 else 'train'
+        residue = (r + c) % val_interval
+        split = ('val' if residue == 0 else
+                 'test' if residue == test_offset else 'train')
         name = f'{stem}_r{r}_c{c}.png'
         window = (slice(y0, y0 + tile_size), slice(x0, x0 + tile_size))
         Image.fromarray(rgb[window]).save(
@@ -151,6 +166,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'folder of the installed stardist package)')
     parser.add_argument('--tile-size', type=int, default=128)
     parser.add_argument('--val-interval', type=int, default=4)
+    parser.add_argument(
+        '--test-offset', type=int, default=None,
+        help='also write a test split: the tiles with (row + col) %% '
+        'val_interval == TEST_OFFSET (default: no test split)')
     return parser.parse_args(argv)
 
 
@@ -161,7 +180,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         img = read_tif(osp.join(src, 'img2d.tif'))
         mask = read_tif(osp.join(src, 'mask2d.tif'))
         counts = convert(img, mask, args.out, args.tile_size,
-                         args.val_interval)
+                         args.val_interval, test_offset=args.test_offset)
     except (FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -16,7 +16,8 @@
 #   bash tools/experiments/few_label.sh
 #
 # Environment: PYTHON, WORK (default work_dirs/few_label), SEEDS, LRS, LR
-# (skip the selection), PILOT_SEEDS, JOBS (default 2:
+# (skip the selection), PILOT_SEEDS, METHODS (the distilled arms of the
+# comparison, default "kd"; "dist": configs/dist/README.md), JOBS (default 2:
 # trainings at a time, one thread each), STAGE (select|compare|all, default
 # all). Finished runs are skipped and interrupted ones resume, so the script
 # can simply be restarted.
@@ -35,6 +36,11 @@ STAGE=${STAGE:-all}
 CFG=experiments/reviewkd
 BASELINE="$CFG/resnet20_1xb128-40e_fashion-mnist-1k.py"
 KD="$CFG/kd_resnet56-resnet20_1xb128-40e_fashion-mnist-1k.py"
+METHODS=${METHODS:-kd}
+declare -A METHOD_CONFIG=(
+    [kd]=$KD
+    [dist]=configs/dist/dist_resnet56-resnet20_1xb128-40e_fashion-mnist-1k.py
+)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 OPTS=()
 FIT_INDICES=1000  # the training subset
@@ -62,12 +68,18 @@ fi
 [ "$STAGE" = select ] && exit 0
 
 for seed in $SEEDS; do
-    throttle
-    job baseline "$BASELINE" "$seed" optim_wrapper.optimizer.lr="$LR" &
-    throttle
-    job kd "$KD" "$seed" optim_wrapper.optimizer.lr="$LR" &
+    if [ "$METHODS" = kd ]; then
+        throttle
+        job baseline "$BASELINE" "$seed" optim_wrapper.optimizer.lr="$LR" &
+    fi
+    for method in $METHODS; do
+        throttle
+        job "$method" "${METHOD_CONFIG[$method]}" "$seed" \
+            optim_wrapper.optimizer.lr="$LR" &
+    done
 done
 wait
+[ "$METHODS" = kd ] || exit 0  # collected with the released arms (configs/dist/README.md)
 README_ARGS=()
 if [ "${README:-1}" = 1 ]; then
     README_ARGS=(--readme configs/kd/README.md --mark few-label
