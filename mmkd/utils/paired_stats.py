@@ -10,7 +10,7 @@ deviation, n - 1 degrees of freedom). Used by
 """
 import math
 import statistics
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 
 def t_quantile(p: float, df: int) -> float:
@@ -105,16 +105,33 @@ def paired_comparison(arm: Mapping[str, float],
         confidence=confidence)
 
 
+def format_level(confidence: float) -> str:
+    """``0.95`` -> ``'95'``, ``1 - 0.05 / 9`` -> ``'99.44'``."""
+    return f'{100 * confidence:.2f}'.rstrip('0').rstrip('.')
+
+
+def interval_text(comparison: Dict, scale: float = 1.0,
+                  digits: int = 2) -> str:
+    """``'[low, high] (excludes 0)'`` of a comparison with an interval."""
+    f = f'+.{digits}f'
+    low, high = (v * scale for v in comparison['ci'])
+    where = 'excludes 0' if low > 0 or high < 0 else 'includes 0'
+    return f'[{low:{f}}, {high:{f}}] ({where})'
+
+
 def format_comparison(comparison: Dict,
                       label: str,
                       metric: str,
                       scale: float = 1.0,
                       digits: int = 2,
-                      baseline: str = 'baseline') -> str:
+                      baseline: str = 'baseline',
+                      corrected: Optional[Dict] = None) -> str:
     """One table line: mean paired difference, its t-interval and the
     per-seed wins, e.g. ``ReviewKD - baseline (mean final top-1): +1.60;
     better than the baseline of the same seed on 3 of 3 seeds; 95 % CI of
-    the paired difference [+0.21, +2.99] (excludes 0)``."""
+    the paired difference [+0.21, +2.99] (excludes 0)``; with
+    ``corrected`` (the same comparison at a Bonferroni-corrected level, its
+    ``family`` the number of comparisons) also that interval."""
     c = comparison
     f = f'+.{digits}f'
     text = (f'{label} - {baseline} (mean final {metric}): '
@@ -123,10 +140,12 @@ def format_comparison(comparison: Dict,
     if c['ci'] is None:
         text += '; one seed: no interval'
     else:
-        low, high = (v * scale for v in c['ci'])
-        where = 'excludes 0' if low > 0 or high < 0 else 'includes 0'
-        text += (f"; {round(100 * c['confidence'])} % CI of the paired "
-                 f'difference [{low:{f}}, {high:{f}}] ({where})')
+        text += (f"; {format_level(c['confidence'])} % CI of the paired "
+                 f'difference {interval_text(c, scale, digits)}')
+        if corrected is not None:
+            text += (f"; Bonferroni-corrected for {corrected['family']} "
+                     f"comparisons ({format_level(corrected['confidence'])} "
+                     f'%): {interval_text(corrected, scale, digits)}')
     left = [f'{s} (distilled only)' for s in c['arm_only']]
     left += [f'{s} ({baseline} only)' for s in c['baseline_only']]
     if left:
@@ -146,10 +165,13 @@ def comparison_lines(arms: Mapping[str, Mapping[str, float]],
                      metric: str,
                      scale: float = 1.0,
                      confidence: float = 0.95,
-                     reference: str = 'baseline') -> List[str]:
+                     reference: str = 'baseline',
+                     family: Optional[int] = None) -> List[str]:
     """``'- '`` + :func:`format_comparison` for every arm but ``baseline``
     that has seeds (pairing the common seeds, the others listed);
-    ``reference`` names the ``baseline`` arm in the text."""
+    ``reference`` names the ``baseline`` arm in the text. ``family``: the
+    number of comparisons of the whole protocol, for a Bonferroni-corrected
+    interval at ``1 - (1 - confidence) / family`` beside each one."""
     base = arms.get(baseline) or {}
     if not base:
         return []
@@ -162,6 +184,12 @@ def comparison_lines(arms: Mapping[str, Mapping[str, float]],
                          f'{labels[baseline]}')
             continue
         comp = paired_comparison(values, base, confidence, unpaired='drop')
+        corrected = None
+        if family and comp['n'] > 1:
+            corrected = paired_comparison(
+                values, base, 1 - (1 - confidence) / family, unpaired='drop')
+            corrected['family'] = family
         lines.append('- ' + format_comparison(
-            comp, labels[name], metric, scale, baseline=reference))
+            comp, labels[name], metric, scale, baseline=reference,
+            corrected=corrected))
     return lines

@@ -170,3 +170,51 @@ def test_median_seed_is_the_seed_of_the_median_difference():
     results['test_comparison'] = dict(seeds=seeds[:4],
                                       diffs=[4.0, 2.0, 3.0, 1.0])
     assert compare.median_seed(results) == 'seed1'
+
+
+def test_multi_arm_family_versus_and_teacher_row_on_miou(tmp_path,
+                                                         collector):
+    """The nuclei protocol's layout: mIoU, three arms against the baseline,
+    one against a second reference, a Bonferroni-corrected interval over
+    the family (3 + 1 comparisons), a teacher row that is not compared."""
+    from scipy.stats import t
+    tests = dict(baseline=[80.0, 81.0, 82.0], skd=[81.0, 83.0, 85.0],
+                 cwd=[82.0, 83.5, 85.5])
+    for arm, values in tests.items():
+        for seed, value in enumerate(values):
+            d = tmp_path / arm / f'seed{seed}'
+            log = d / '20260101_000000' / 'vis_data'
+            log.mkdir(parents=True)
+            (log / 'scalars.json').write_text(
+                json.dumps(dict(loss=1.0, iter=450, step=450)) + '\n' +
+                json.dumps(dict(mIoU=value - 1, step=450)) + '\n')
+            (d / 'done').write_text('')
+            (d / 'test.json').write_text(json.dumps(dict(mIoU=value)))
+    t_dir = tmp_path / 'teacher' / 'seed0'
+    (t_dir / '20260101_000000' / 'vis_data').mkdir(parents=True)
+    (t_dir / '20260101_000000' / 'vis_data' / 'scalars.json').write_text(
+        json.dumps(dict(mIoU=88.0, step=900)) + '\n')
+    (t_dir / 'done').write_text('')
+    (t_dir / 'test.json').write_text(json.dumps(dict(mIoU=89.0)))
+    arms = [('baseline', 'R18'), ('skd', '+ SKD'), ('cwd', '+ CWD')]
+    text = collector.table(str(tmp_path), arms, 'the method', metric='mIoU',
+                           versus=['skd', 'cwd'], family_wise=True,
+                           teacher=('teacher', 'R34 teacher'))
+    assert '| run | seeds | test mIoU (%) | validation mIoU (%) |' in text
+    assert 'training-subset' not in text  # no fit.json anywhere
+    assert '| R34 teacher | 1 | 89.00 | 88.00 |' in text
+    assert 'Family: 3 comparisons of the test mIoU' in text
+    # CWD - SKD: differences 1, 0.5, 0.5: mean 2/3, sd sqrt(1/12)
+    sd = math.sqrt(1 / 12)
+    half = t.ppf(1 - 0.05 / 3 / 2, 2) * sd / math.sqrt(3)
+    assert ('+ CWD - + SKD (mean final test mIoU (%)): +0.67; better than '
+            'the + SKD of the same seed on 3 of 3 seeds') in text
+    assert (f'Bonferroni-corrected for 3 comparisons (98.33 %): '
+            f'[{2 / 3 - half:+.2f}, {2 / 3 + half:+.2f}]') in text
+    # validation comparisons are not corrected; the per-seed table
+    val_lines = [ln for ln in text.splitlines() if 'validation mIoU (%)):'
+                 in ln]
+    assert len(val_lines) == 3 and not any('Bonferroni' in ln
+                                           for ln in val_lines)
+    assert '| test mIoU (%) | seed0 | seed1 | seed2 |' in text
+    assert '| + CWD | 82.00 | 83.50 | 85.50 |' in text

@@ -118,3 +118,27 @@ def test_mean_std_formatting():
     assert format_mean_std([]) == 'n/a'
     with pytest.raises(ValueError):
         mean_std([])
+
+
+def test_bonferroni_corrected_interval_beside_the_95_percent_one():
+    """``family=m``: a second interval at 1 - 0.05 / m, t quantile with
+    n - 1 degrees of freedom, computed here by hand from the differences."""
+    from scipy.stats import t
+    arms = dict(base={f'seed{i}': 0.0 for i in range(4)},
+                kd={'seed0': 1.0, 'seed1': 2.0, 'seed2': 0.5, 'seed3': 2.5})
+    diffs = [1.0, 2.0, 0.5, 2.5]
+    mean = sum(diffs) / 4
+    sd = math.sqrt(sum((d - mean)**2 for d in diffs) / 3)
+    half95 = t.ppf(0.975, 3) * sd / 2
+    half_c = t.ppf(1 - 0.05 / 9 / 2, 3) * sd / 2
+    assert half_c > half95
+    line = comparison_lines(arms, dict(base='B', kd='KD'), 'base', 'mIoU',
+                            family=9)[0]
+    assert (f'95 % CI of the paired difference [{mean - half95:+.2f}, '
+            f'{mean + half95:+.2f}] (excludes 0)') in line
+    assert ('Bonferroni-corrected for 9 comparisons (99.44 %): '
+            f'[{mean - half_c:+.2f}, {mean + half_c:+.2f}] (includes 0)'
+            ) in line
+    # without a family: the line is unchanged, no corrected interval
+    assert 'Bonferroni' not in comparison_lines(
+        arms, dict(base='B', kd='KD'), 'base', 'mIoU')[0]

@@ -12,7 +12,11 @@ top-1 on the 10,000 test images and on its own training subset
 same facts flat: ``<DIR>/<arm>/seed<N>.log`` (the training log),
 ``seed<N>.test.json`` and ``seed<N>.fit.json``; the collector reads either.
 The first ``--arm`` is the baseline; every other arm is compared with it seed
-by seed.
+by seed; ``--versus REF ARM...`` adds the comparisons of those arms with REF,
+``--family-wise`` a Bonferroni-corrected interval for the whole family of
+comparisons beside each test comparison. ``--metric`` names the key of the
+validation log and of the test json (default ``accuracy/top1``; ``mIoU``
+for the nuclei protocol, configs/skd/README.md).
 
     python tools/experiments/collect_paired_protocol.py WORK \
         --arm baseline 'ResNet-14 (CE)' --arm frskd 'ResNet-14 + FRSKD' \
@@ -38,24 +42,24 @@ from mmkd.utils.paired_stats import (comparison_lines,  # noqa: E402
 from mmkd.utils.training_logs import (load_run, replace_marked_block,  # noqa
                                       series)
 
-METRIC = 'accuracy/top1'
+METRIC_NAMES = {'accuracy/top1': 'top-1', 'mIoU': 'mIoU'}
 Arms = List[Tuple[str, str]]  # (work-dir name, label); the first: baseline
 
 
-def final_val(run: str) -> Optional[float]:
+def final_val(run: str, metric: str) -> Optional[float]:
     """The validation top-1 of the last validation of a finished run (a
     work dir with ``done``, or a released training log)."""
     if osp.isdir(run) and not osp.isfile(osp.join(run, 'done')):
         return None
-    values = series(load_run(run), METRIC, 'val')
+    values = series(load_run(run), metric, 'val')
     return values[max(values)] if values else None
 
 
-def json_metric(path: str) -> Optional[float]:
+def json_metric(path: str, metric: str) -> Optional[float]:
     if not osp.isfile(path):
         return None
     with open(path) as f:
-        return float(json.load(f)[METRIC])
+        return float(json.load(f)[metric])
 
 
 def seed_files(run_dir: str) -> Dict[str, Tuple[str, str, str]]:
@@ -75,14 +79,16 @@ def seed_files(run_dir: str) -> Dict[str, Tuple[str, str, str]]:
     return out
 
 
-def collect_run(run_dir: str) -> Dict[str, Dict[str, float]]:
-    """``{'val'|'test'|'fit': {seed: top-1}}`` of a run's finished seeds."""
+def collect_run(run_dir: str,
+                metric: str = 'accuracy/top1') -> Dict[str, Dict[str, float]]:
+    """``{'val'|'test'|'fit': {seed: value}}`` of a run's finished seeds."""
     out = dict(val={}, test={}, fit={})
     files = seed_files(run_dir)
     for seed in sorted(files, key=seed_key):
         run, test, fit = files[seed]
-        for key, value in (('val', final_val(run)), ('test', json_metric(test)),
-                           ('fit', json_metric(fit))):
+        for key, value in (('val', final_val(run, metric)),
+                           ('test', json_metric(test, metric)),
+                           ('fit', json_metric(fit, metric))):
             if value is not None:
                 out[key][seed] = value
     return out
@@ -128,57 +134,94 @@ def selection_run(run_dir: str) -> str:
             f'{format_mean_std(list(vals.values()))} ({seeds})')
 
 
-def table(work: str, arms: Arms, name: str, selected: str = '') -> str:
-    """The markdown block: one row per arm, the paired comparisons of the
-    test and validation top-1, the per-seed test values, the selection
-    runs."""
+def table(work: str, arms: Arms, name: str, selected: str = '',
+          metric: str = 'accuracy/top1',
+          versus: Optional[List[str]] = None,
+          family_wise: bool = False,
+          teacher: Optional[Tuple[str, str]] = None) -> str:
+    """The markdown block: one row per arm (and the teacher's), the paired
+    comparisons of the test and validation metric (with ``versus``: also
+    of ``versus[1:]`` against ``versus[0]``), the per-seed test values of
+    the second arm, the selection runs."""
     labels = dict(arms)
     base, method = arms[0][0], arms[1][0]
-    results = {arm: collect_run(osp.join(work, arm)) for arm in labels}
+    short = METRIC_NAMES.get(metric, metric)
+    rows = arms + ([teacher] if teacher else [])
+    results = {arm: collect_run(osp.join(work, arm), metric)
+               for arm, _ in rows}
+    with_fit = any(results[arm]['fit'] for arm in labels)
     lines = []
     if selected:
         lines += [f'Selected on the validation split: {selected}.', '']
-    lines += [
-        '| run | seeds | test top-1 (%) | validation top-1 (%) | '
-        'training-subset top-1 (%) |', '| --- | :-: | :-: | :-: | :-: |'
-    ]
-    for arm, label in arms:
+    head = f'| run | seeds | test {short} (%) | validation {short} (%) |'
+    rule = '| --- | :-: | :-: | :-: |'
+    if with_fit:
+        head += f' training-subset {short} (%) |'
+        rule += ' :-: |'
+    lines += [head, rule]
+    for arm, label in rows:
         r = results[arm]
-        lines.append(
-            f"| {label} | {len(r['test'])} | {format_mean_std(list(r['test'].values()))} | "  # noqa: E501
-            f"{format_mean_std(list(r['val'].values()))} | "
-            f"{format_mean_std(list(r['fit'].values()))} |")
+        line = (f"| {label} | {len(r['test'])} | "
+                f"{format_mean_std(list(r['test'].values()))} | "
+                f"{format_mean_std(list(r['val'].values()))} |")
+        if with_fit:
+            line += f" {format_mean_std(list(r['fit'].values()))} |"
+        lines.append(line)
     lines.append('')
-    for split, metric in (('test', 'test top-1 (%)'),
-                          ('val', 'validation top-1 (%)')):
+    # the family: every arm against the baseline, those of --versus
+    # against its reference
+    family = len(arms) - 1 + (len(versus) - 1 if versus else 0)
+    for split, what in (('test', f'test {short} (%)'),
+                        ('val', f'validation {short} (%)')):
         by_arm = {arm: results[arm][split] for arm in labels}
-        lines += comparison_lines(by_arm, labels, base, metric)
+        corrected = family if family_wise and split == 'test' else None
+        lines += comparison_lines(by_arm, labels, base, what,
+                                  family=corrected)
+        if versus:
+            ref = versus[0]
+            subset = {arm: by_arm[arm] for arm in versus}
+            lines += comparison_lines(
+                subset, labels, ref, what, reference=labels[ref],
+                family=corrected)
+    if family_wise:
+        lines += ['', f'Family: {family} comparisons of the test {short}, '
+                  'fixed before the runs.']
+    if len(arms) > 2:  # every arm's test value per seed
+        seeds = sorted({s for arm in labels for s in results[arm]['test']},
+                       key=seed_key)
+        lines += ['', f'| test {short} (%) | ' + ' | '.join(seeds) + ' |',
+                  '| --- |' + ' :-: |' * len(seeds)]
+        for arm, label in arms:
+            test = results[arm]['test']
+            lines.append(f'| {label} | ' + ' | '.join(
+                f'{test[s]:.2f}' if s in test else '-' for s in seeds) + ' |')
     per_seed = []
     for seed in sorted(results[base]['test'], key=seed_key):
         if seed in results[method]['test']:
             b, m = results[base]['test'][seed], results[method]['test'][seed]
             per_seed.append(f'{seed}: {b:.2f} -> {m:.2f} ({m - b:+.2f})')
-    if per_seed:
-        lines += ['', f'Per seed (test top-1, baseline -> {name}): ' +
+    if per_seed and len(arms) == 2:
+        lines += ['', f'Per seed (test {short}, baseline -> {name}): ' +
                   '; '.join(per_seed) + '.']
     selection = sorted(
         d for d in glob.glob(osp.join(work, 'select_*')) if osp.isdir(d))
     if selection:
-        lines += ['', 'Selection runs (final validation top-1 (%), seeds): ' +
-                  '; '.join(selection_run(d) for d in selection) + '.']
+        lines += ['', f'Selection runs (final validation {short} (%), '
+                  'seeds): ' + '; '.join(selection_run(d) for d in selection)
+                  + '.']
     return '\n'.join(lines) + '\n'
 
 
 def results_json(work: str, arms: Arms, name: str,
-                 selected: str = '') -> dict:
-    """Per arm and split the top-1 per seed, and the paired comparison of
-    the second arm's test top-1 with the baseline's (what the demo prints
+                 selected: str = '', metric: str = 'accuracy/top1') -> dict:
+    """Per arm and split the metric per seed, and the paired comparison of
+    the second arm's test metric with the baseline's (what the demo prints
     beside its own run)."""
     base, method = arms[0][0], arms[1][0]
-    runs = {arm: collect_run(osp.join(work, arm)) for arm, _ in arms}
+    runs = {arm: collect_run(osp.join(work, arm), metric) for arm, _ in arms}
     out = dict(
-        selected=selected, baseline=base, method=method, method_name=name,
-        runs=runs)
+        selected=selected, metric=metric, baseline=base, method=method,
+        method_name=name, runs=runs)
     if runs[base]['test'] and runs[method]['test']:
         out['test_comparison'] = paired_comparison(
             runs[method]['test'], runs[base]['test'], unpaired='drop')
@@ -204,6 +247,16 @@ def main():
     parser.add_argument('--readme', help='write the table between the '
                         'MARK markers of this file')
     parser.add_argument('--mark', help='the README block name')
+    parser.add_argument('--metric', default='accuracy/top1',
+                        help='the key of the validation log and test json')
+    parser.add_argument('--versus', nargs='+', metavar='ARM',
+                        help='REF ARM...: also compare these arms with the '
+                        'arm REF')
+    parser.add_argument('--family-wise', action='store_true',
+                        help='a Bonferroni-corrected interval for all the '
+                        'comparisons beside each test comparison')
+    parser.add_argument('--teacher', nargs=2, metavar=('DIR', 'LABEL'),
+                        help='a row for the teacher run (not compared)')
     args = parser.parse_args()
     if args.best:
         print(best_run(args.work, args.best))
@@ -213,19 +266,26 @@ def main():
     if args.readme and not args.mark:
         parser.error('--readme needs --mark')
     arms = [tuple(a) for a in args.arm]
+    if args.versus and (len(args.versus) < 2 or not set(args.versus) <= set(
+            a for a, _ in arms)):
+        parser.error('--versus takes a reference arm and at least one other, '
+                     'all of them given with --arm')
     if args.release:
         selection = [osp.basename(d) for d in glob.glob(
             osp.join(args.work, 'select_*')) if osp.isdir(d)]
-        release(args.work, [a for a, _ in arms] + sorted(selection),
+        teacher = [args.teacher[0]] if args.teacher else []
+        release(args.work, [a for a, _ in arms] + teacher + sorted(selection),
                 args.release)
     name = args.name or arms[1][1].rsplit('+ ', 1)[-1]
-    text = table(args.work, arms, name, args.selected)
+    text = table(args.work, arms, name, args.selected, args.metric,
+                 args.versus, args.family_wise,
+                 tuple(args.teacher) if args.teacher else None)
     print(text)
     with open(osp.join(args.work, 'results.md'), 'w') as f:
         f.write(text)
     with open(osp.join(args.work, 'results.json'), 'w') as f:
-        json.dump(results_json(args.work, arms, name, args.selected), f,
-                  indent=1)
+        json.dump(results_json(args.work, arms, name, args.selected,
+                               args.metric), f, indent=1)
     if args.readme:
         replace_marked_block(args.readme, args.mark, text)
 
