@@ -34,6 +34,17 @@ backward as without a scaler: no backward, no ``step()``/``update()`` (the
 scaler has seen no gradient, so its scale stays), the buffers are restored,
 and the step is counted. With a static loss scale (``loss_scale=<float>``)
 the scale does not move, so the scaler's skips count as good steps.
+
+A gradient that is NaN at every scale (a NaN made in the backward, not an
+overflow) would make the scaler skip every step and halve its scale for
+ever, silently. A scaler skip that leaves the scale below ``min_loss_scale``
+(default 1: the unscaled float16 gradients themselves overflow, or are
+NaN) is therefore a skipped step of the guard: counted, warned about, the
+buffers restored, and training stops after ``max_consecutive`` of them in a
+row.
+
+The flags are all-reduced with :func:`mmengine.dist.all_reduce`, which moves
+a CPU flag to the backend's device (NCCL: CUDA) and back.
 """
 import logging
 from typing import Callable, Dict, List, Optional, Sequence
@@ -201,13 +212,17 @@ class NonFiniteGuard:
             "critic step", log variables ``critic.nonfinite.*``).
         warn (callable, optional): Receives each warning message. Defaults
             to MMEngine's current logger (level WARNING).
+        min_loss_scale (float): A loss scaler's skip that leaves its scale
+            below this counts as a skipped step (module docstring).
+            Defaults to 1.
     """
 
     def __init__(self,
                  max_consecutive: int = 10,
                  owner: str = 'Distiller',
                  part: str = '',
-                 warn: Optional[Callable[[str], None]] = None) -> None:
+                 warn: Optional[Callable[[str], None]] = None,
+                 min_loss_scale: float = 1.0) -> None:
         if max_consecutive < 1:
             raise ValueError('max_consecutive_nonfinite must be >= 1, got '
                              f'{max_consecutive}')
@@ -215,6 +230,7 @@ class NonFiniteGuard:
         self.owner = owner
         self.part = part
         self.warn = warn or _warn
+        self.min_loss_scale = min_loss_scale
         #: Steps skipped since the model was built (or resumed).
         self.skipped_total = 0
         #: Skipped steps in a row (0 after a good step).
@@ -336,6 +352,15 @@ class NonFiniteGuard:
             optim_wrapper.step()  # with a scaler: its step() and update()
             optim_wrapper.zero_grad()
             if scaler is not None and _scale_went_down(scaler, scale):
-                return {}  # the scaler's skip: not counted, not a good step
+                now = float(scaler.get_scale())
+                if now >= self.min_loss_scale:
+                    return {}  # the scaler's skip: not counted, not good
+                if snapshot is not None:
+                    snapshot.restore()
+                return self.skip(
+                    [f'gradients at loss scale {now:g} (below '
+                     f'min_loss_scale={self.min_loss_scale:g}: not an '
+                     'overflow of the scaled loss)'], 'gradient(s)',
+                    log_vars)
         self.passed()
         return {}

@@ -256,6 +256,37 @@ def test_loss_scaler_overflow_is_not_counted(teacher_ckpt):
     assert ow.loss_scaler.get_scale() == scale / 2
 
 
+def test_nan_gradient_at_every_scale_stops_under_a_loss_scaler(
+        teacher_ckpt, warnings):
+    """A gradient that stays NaN whatever the scale: the scaler's skips are
+    its own while the scale stays >= min_loss_scale (1); below it they are
+    the guard's skips (counted, buffers restored) and training stops after
+    max_consecutive_nonfinite of them in a row instead of halving the scale
+    for ever."""
+    model = distiller(teacher_ckpt, max_consecutive_nonfinite=2)
+    ow = sgd(model)
+    ow.loss_scaler = torch.amp.GradScaler('cpu', init_scale=4.0)
+    ow.backward = lambda loss, **kw: (ow.loss_scaler.scale(loss).backward(
+    ), setattr(ow, '_inner_count', ow._inner_count + 1))
+    ow.step = lambda **kw: (ow.loss_scaler.step(ow.optimizer),
+                            ow.loss_scaler.update())
+    Poison(model.student.backbone.layer3, grad=True).on = True
+    before = state(model, ow)
+    for scale in (2.0, 1.0):  # the scaler's own skips: 4 -> 2 -> 1
+        assert 'nonfinite.skipped' not in model.train_step(batch(0), ow)
+        assert ow.loss_scaler.get_scale() == scale
+    assert model.guard.skipped_total == 0
+    assert not changed(before, state(model, ow))  # no optimizer step
+    # (the scaler's own skips leave the BN statistics of their forward)
+    before = state(model, ow)
+    log_vars = model.train_step(batch(0), ow)  # 1 -> 0.5: the guard's skip
+    assert log_vars['nonfinite.skipped'] == 1
+    assert_same(before, state(model, ow))  # buffers restored too
+    assert 'loss scale 0.5' in warnings[-1]
+    with pytest.raises(NonFiniteLossError, match='loss scale 0.25'):
+        model.train_step(batch(0), ow)
+
+
 def test_ddp_wrapper_runs_the_guarded_step(teacher_ckpt, tmp_path):
     """Under mmkd's DDP wrapper (one gloo process) the forward goes through
     DDP and the guard still skips the poisoned step."""
