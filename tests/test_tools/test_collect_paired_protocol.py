@@ -218,3 +218,38 @@ def test_multi_arm_family_versus_and_teacher_row_on_miou(tmp_path,
                                            for ln in val_lines)
     assert '| test mIoU (%) | seed0 | seed1 | seed2 |' in text
     assert '| + CWD | 82.00 | 83.50 | 85.50 |' in text
+    # the json behind the forest plot: the same four comparisons
+    res = collector.results_json(str(tmp_path), arms, 'the method',
+                                 metric='mIoU', versus=['skd', 'cwd'],
+                                 family_wise=True)
+    comps = {(c['arm'], c['reference']): c for c in res['comparisons']}
+    assert set(comps) == {('skd', 'baseline'), ('cwd', 'baseline'),
+                          ('cwd', 'skd')}
+    low, high = comps[('cwd', 'skd')]['corrected']
+    assert low == pytest.approx(2 / 3 - half)
+    assert high == pytest.approx(2 / 3 + half)
+    assert comps[('cwd', 'skd')]['family'] == 3
+
+    # drawn, and written into a README block with its command
+    plot = load_tool_from('analysis_tools', 'plot_paired_differences')
+    assert [r['text'] for r in plot.rows(res)] == [
+        '+ SKD - baseline', '+ CWD - baseline', '+ CWD - + SKD']
+    (tmp_path / 'results.json').write_text(json.dumps(res))
+    readme = tmp_path / 'README.md'
+    readme.write_text('a\n<!-- forest:start -->\nold\n<!-- forest:end -->\n')
+    png = tmp_path / 'forest.png'
+    plot.main([str(tmp_path / 'results.json'), str(png), '--readme',
+               str(readme), '--mark', 'forest', '--title', 'T'])
+    import matplotlib.image
+    assert matplotlib.image.imread(str(png)).ndim == 3
+    text = readme.read_text()
+    assert '![T](forest.png)' in text and 'old' not in text
+    assert 'plot_paired_differences.py' in text
+
+
+def load_tool_from(folder, name):
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(ROOT, 'tools', folder, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -213,10 +213,15 @@ def table(work: str, arms: Arms, name: str, selected: str = '',
 
 
 def results_json(work: str, arms: Arms, name: str,
-                 selected: str = '', metric: str = 'accuracy/top1') -> dict:
-    """Per arm and split the metric per seed, and the paired comparison of
-    the second arm's test metric with the baseline's (what the demo prints
-    beside its own run)."""
+                 selected: str = '', metric: str = 'accuracy/top1',
+                 versus: Optional[List[str]] = None,
+                 family_wise: bool = False) -> dict:
+    """Per arm and split the metric per seed; the paired comparison of the
+    second arm's test metric with the baseline's (what the demo prints
+    beside its own run); ``comparisons``: every test comparison of the
+    table (``versus`` included), with its Bonferroni-corrected interval
+    (``corrected``) when ``family_wise``."""
+    labels = dict(arms)
     base, method = arms[0][0], arms[1][0]
     runs = {arm: collect_run(osp.join(work, arm), metric) for arm, _ in arms}
     out = dict(
@@ -225,6 +230,25 @@ def results_json(work: str, arms: Arms, name: str,
     if runs[base]['test'] and runs[method]['test']:
         out['test_comparison'] = paired_comparison(
             runs[method]['test'], runs[base]['test'], unpaired='drop')
+    pairs = [(arm, base) for arm in labels if arm != base]
+    if versus:
+        pairs += [(arm, versus[0]) for arm in versus[1:]]
+    family = len(pairs)
+    out['comparisons'] = []
+    for arm, ref in pairs:
+        if not set(runs[arm]['test']) & set(runs[ref]['test']):
+            continue
+        comp = paired_comparison(runs[arm]['test'], runs[ref]['test'],
+                                 unpaired='drop')
+        comp.update(arm=arm, label=labels[arm], reference=ref,
+                    reference_label=labels[ref])
+        if family_wise and comp['n'] > 1:
+            comp['family'] = family
+            comp['corrected'] = paired_comparison(
+                runs[arm]['test'], runs[ref]['test'],
+                1 - (1 - comp['confidence']) / family,
+                unpaired='drop')['ci']
+        out['comparisons'].append(comp)
     return out
 
 
@@ -285,7 +309,8 @@ def main():
         f.write(text)
     with open(osp.join(args.work, 'results.json'), 'w') as f:
         json.dump(results_json(args.work, arms, name, args.selected,
-                               args.metric), f, indent=1)
+                               args.metric, args.versus, args.family_wise),
+                  f, indent=1)
     if args.readme:
         replace_marked_block(args.readme, args.mark, text)
 
