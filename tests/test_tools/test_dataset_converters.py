@@ -206,6 +206,38 @@ def test_deepforest_to_coco_on_real_data(deepforest_coco, tmp_path):
         assert json.load(f) == coco['val']
 
 
+def test_deepforest_test_split_takes_its_tiles_from_train(
+        deepforest_coco, tmp_path):
+    """``--test-residue 1``: the tiles with index % 5 == 1 leave train for
+    test, val is the same, every tile and box is in exactly one split."""
+    _, out = deepforest_coco
+    tool = load_tool('deepforest_to_coco')
+    out3 = str(tmp_path / 'coco3')
+    assert tool.main([out3, '--test-residue', '1']) == 0
+
+    def read(root, split):
+        with open(osp.join(root, 'annotations',
+                           f'instances_{split}.json')) as f:
+            return json.load(f)
+
+    two = {s: read(out, s) for s in ('train', 'val')}
+    three = {s: read(out3, s) for s in ('train', 'val', 'test')}
+    assert three['val'] == two['val']
+    ids = {s: {im['id'] for im in d['images']} for s, d in three.items()}
+    assert ids['test'] == {i for i in
+                           {im['id'] for im in two['train']['images']}
+                           if (i - 1) % 5 == 1}  # ids are index + 1
+    assert ids['train'] | ids['test'] == {
+        im['id'] for im in two['train']['images']}
+    assert not ids['train'] & ids['test']
+    assert (len(three['train']['annotations']) +
+            len(three['test']['annotations']) == len(
+                two['train']['annotations']))
+    with pytest.raises(ValueError, match='test_residue must be in 0..3'):
+        tool.convert(tool.find_deepforest_data(), str(tmp_path / 'x'),
+                     test_residue=4)
+
+
 def test_deepforest_coco_loads_with_mmdet(deepforest_coco):
     _, out = deepforest_coco
     import_or_skip('mmdet.datasets')

@@ -28,7 +28,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 from mmkd.utils.training_logs import replace_marked_block  # noqa: E402
 
-METRIC_NAMES = {'accuracy/top1': 'top-1', 'mIoU': 'mIoU'}
+METRIC_NAMES = {'accuracy/top1': 'top-1', 'mIoU': 'mIoU', 'coco/bbox_mAP': 'box AP'}
 
 
 def rows(results: dict) -> List[Dict]:

@@ -19,6 +19,7 @@ deepforest`` is enough) and writes a single-class (``tree``) COCO dataset::
     out/images/<stem>_x<X>_y<Y>.png
     out/annotations/instances_train.json
     out/annotations/instances_val.json
+    out/annotations/instances_test.json     (with --test-residue)
 
 Rules:
 
@@ -38,8 +39,10 @@ Rules:
   least 1 pixel wide and high (mmdet's ``CocoDataset`` drops smaller ones).
 * Split: tiles are listed in a fixed order (images sorted by XML name,
   tiles row-major) and every ``val_interval``-th tile (index % 5 == 4 by
-  default) goes to ``val``. A crown cut by a tile border can have one part
-  in a train tile and the other in a val tile.
+  default) goes to ``val``; with ``--test-residue K`` every tile with
+  index % 5 == K goes to ``test`` instead of ``train``. A crown cut by a
+  tile border can have one part in a train tile and the other in a val
+  (or test) tile.
 * Tiles without boxes are kept (mmdet's ``filter_cfg=dict(filter_empty_gt=
   True)`` skips them in training).
 
@@ -158,8 +161,12 @@ def convert(src: str,
             out: str,
             tile_size: int = 400,
             min_visible: float = 0.5,
-            val_interval: int = 5) -> Dict[str, Dict[str, int]]:
+            val_interval: int = 5,
+            test_residue: Optional[int] = None) -> Dict[str, Dict[str, int]]:
     """Tile the deepforest images and write the COCO dataset.
+
+    ``test_residue``: the tiles with ``index % val_interval == test_residue``
+    form a ``test`` split (taken from ``train``); None: no test split.
 
     Returns:
         dict: per split, ``{'images': n, 'boxes': m}``.
@@ -168,6 +175,10 @@ def convert(src: str,
         raise ValueError(f'min_visible must be in (0, 1], got {min_visible}')
     if val_interval < 2:
         raise ValueError(f'val_interval must be >= 2, got {val_interval}')
+    if test_residue is not None and not 0 <= test_residue < val_interval - 1:
+        raise ValueError(
+            f'test_residue must be in 0..{val_interval - 2} '
+            f'({val_interval - 1} is the val tiles), got {test_residue}')
     xmls = sorted(f for f in os.listdir(src) if f.endswith('.xml'))
     if not xmls:
         raise FileNotFoundError(f'No Pascal-VOC .xml file in {src}')
@@ -175,7 +186,8 @@ def convert(src: str,
     os.makedirs(osp.join(out, 'annotations'), exist_ok=True)
     coco = {
         split: dict(images=[], annotations=[])
-        for split in ('train', 'val')
+        for split in ('train', 'val') +
+        (('test', ) if test_residue is not None else ())
     }
     tile_index = 0
     ann_id = 1
@@ -195,8 +207,9 @@ def convert(src: str,
             for tx, tx1 in tile_edges(width, tile_size):
                 tw, th = tx1 - tx, ty1 - ty
                 window = (tx, ty, tx1, ty1)
-                split = 'val' if (tile_index % val_interval
-                                  == val_interval - 1) else 'train'
+                residue = tile_index % val_interval
+                split = ('val' if residue == val_interval - 1 else
+                         'test' if residue == test_residue else 'train')
                 tile_index += 1
                 img_id = tile_index
                 name = f'{stem}_x{tx}_y{ty}.png'
@@ -247,6 +260,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tile-size', type=int, default=400)
     parser.add_argument('--min-visible', type=float, default=0.5)
     parser.add_argument('--val-interval', type=int, default=5)
+    parser.add_argument(
+        '--test-residue', type=int, default=None,
+        help='also write a test split: the tiles with index %% '
+        'val_interval == TEST_RESIDUE (default: no test split)')
     return parser.parse_args(argv)
 
 
@@ -255,7 +272,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         src = args.src or find_deepforest_data()
         stats = convert(src, args.out, args.tile_size, args.min_visible,
-                        args.val_interval)
+                        args.val_interval, args.test_residue)
     except (FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -42,7 +42,10 @@ from mmkd.utils.paired_stats import (comparison_lines,  # noqa: E402
 from mmkd.utils.training_logs import (load_run, replace_marked_block,  # noqa
                                       series)
 
-METRIC_NAMES = {'accuracy/top1': 'top-1', 'mIoU': 'mIoU'}
+METRIC_NAMES = {'accuracy/top1': 'top-1', 'mIoU': 'mIoU',
+                'coco/bbox_mAP': 'box AP', 'coco/bbox_mAP_50': 'box AP50'}
+#: Metrics logged as fractions, shown in %.
+METRIC_SCALES = {'coco/bbox_mAP': 100.0, 'coco/bbox_mAP_50': 100.0}
 Arms = List[Tuple[str, str]]  # (work-dir name, label); the first: baseline
 
 
@@ -52,14 +55,15 @@ def final_val(run: str, metric: str) -> Optional[float]:
     if osp.isdir(run) and not osp.isfile(osp.join(run, 'done')):
         return None
     values = series(load_run(run), metric, 'val')
-    return values[max(values)] if values else None
+    scale = METRIC_SCALES.get(metric, 1.0)
+    return values[max(values)] * scale if values else None
 
 
 def json_metric(path: str, metric: str) -> Optional[float]:
     if not osp.isfile(path):
         return None
     with open(path) as f:
-        return float(json.load(f)[metric])
+        return float(json.load(f)[metric]) * METRIC_SCALES.get(metric, 1.0)
 
 
 def seed_files(run_dir: str) -> Dict[str, Tuple[str, str, str]]:
