@@ -253,3 +253,31 @@ def load_tool_from(folder, name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_reference_run_is_compared_only_as_the_versus_reference(
+        tmp_path, collector):
+    """``reference``: a row and the REF of ``versus``, never compared with
+    the baseline, so the family is arms - 1 + versus - 1 = 2."""
+    for arm, values in dict(baseline=[80.0, 81.0, 82.0],
+                            kd=[80.5, 81.0, 83.0],
+                            dist=[81.0, 82.0, 84.0]).items():
+        for seed, value in enumerate(values):
+            write_seed(tmp_path, arm, seed, [value - 1], test=value)
+    text = collector.table(str(tmp_path), [('baseline', 'R20'),
+                                           ('dist', '+ DIST')], 'DIST',
+                           versus=['kd', 'dist'], family_wise=True,
+                           reference=('kd', '+ KD'))
+    assert '| + KD | 3 | ' in text
+    assert 'Family: 2 comparisons' in text
+    assert '+ KD - baseline' not in text
+    assert ('+ DIST - + KD (mean final test top-1 (%)): +0.83; better than '
+            'the + KD of the same seed on 3 of 3 seeds') in text
+    assert '| + KD | 80.50 | 81.00 | 83.00 |' in text  # per-seed table
+    res = collector.results_json(str(tmp_path), [('baseline', 'R20'),
+                                                 ('dist', '+ DIST')], 'DIST',
+                                 versus=['kd', 'dist'], family_wise=True,
+                                 reference=('kd', '+ KD'))
+    assert [(c['arm'], c['reference'], c['family'])
+            for c in res['comparisons']] == [('dist', 'baseline', 2),
+                                             ('dist', 'kd', 2)]

@@ -14,7 +14,8 @@ same facts flat: ``<DIR>/<arm>/seed<N>.log`` (the training log),
 The first ``--arm`` is the baseline; every other arm is compared with it seed
 by seed; ``--versus REF ARM...`` adds the comparisons of those arms with REF,
 ``--family-wise`` a Bonferroni-corrected interval for the whole family of
-comparisons beside each test comparison. ``--metric`` names the key of the
+comparisons beside each test comparison; ``--reference DIR LABEL`` a run
+compared only as the REF of ``--versus``. ``--metric`` names the key of the
 validation log and of the test json (default ``accuracy/top1``; ``mIoU``
 for the nuclei protocol, configs/skd/README.md).
 
@@ -142,15 +143,19 @@ def table(work: str, arms: Arms, name: str, selected: str = '',
           metric: str = 'accuracy/top1',
           versus: Optional[List[str]] = None,
           family_wise: bool = False,
-          teacher: Optional[Tuple[str, str]] = None) -> str:
-    """The markdown block: one row per arm (and the teacher's), the paired
-    comparisons of the test and validation metric (with ``versus``: also
-    of ``versus[1:]`` against ``versus[0]``), the per-seed test values of
-    the second arm, the selection runs."""
+          teacher: Optional[Tuple[str, str]] = None,
+          reference: Optional[Tuple[str, str]] = None) -> str:
+    """The markdown block: one row per arm (and the reference run's and the
+    teacher's), the paired comparisons of the test and validation metric
+    (with ``versus``: also of ``versus[1:]`` against ``versus[0]``, which
+    may be the ``reference`` run: compared with nothing else), the per-seed
+    test values, the selection runs."""
     labels = dict(arms)
     base, method = arms[0][0], arms[1][0]
     short = METRIC_NAMES.get(metric, metric)
-    rows = arms + ([teacher] if teacher else [])
+    compared = arms + ([reference] if reference else [])
+    rows = compared + ([teacher] if teacher else [])
+    row_labels = dict(rows)
     results = {arm: collect_run(osp.join(work, arm), metric)
                for arm, _ in rows}
     with_fit = any(results[arm]['fit'] for arm in labels)
@@ -183,19 +188,19 @@ def table(work: str, arms: Arms, name: str, selected: str = '',
                                   family=corrected)
         if versus:
             ref = versus[0]
-            subset = {arm: by_arm[arm] for arm in versus}
+            subset = {arm: results[arm][split] for arm in versus}
             lines += comparison_lines(
-                subset, labels, ref, what, reference=labels[ref],
+                subset, row_labels, ref, what, reference=row_labels[ref],
                 family=corrected)
     if family_wise:
         lines += ['', f'Family: {family} comparisons of the test {short}, '
                   'fixed before the runs.']
-    if len(arms) > 2:  # every arm's test value per seed
-        seeds = sorted({s for arm in labels for s in results[arm]['test']},
-                       key=seed_key)
+    if len(compared) > 2:  # every compared run's test value per seed
+        seeds = sorted({s for arm, _ in compared
+                        for s in results[arm]['test']}, key=seed_key)
         lines += ['', f'| test {short} (%) | ' + ' | '.join(seeds) + ' |',
                   '| --- |' + ' :-: |' * len(seeds)]
-        for arm, label in arms:
+        for arm, label in compared:
             test = results[arm]['test']
             lines.append(f'| {label} | ' + ' | '.join(
                 f'{test[s]:.2f}' if s in test else '-' for s in seeds) + ' |')
@@ -204,7 +209,7 @@ def table(work: str, arms: Arms, name: str, selected: str = '',
         if seed in results[method]['test']:
             b, m = results[base]['test'][seed], results[method]['test'][seed]
             per_seed.append(f'{seed}: {b:.2f} -> {m:.2f} ({m - b:+.2f})')
-    if per_seed and len(arms) == 2:
+    if per_seed and len(compared) == 2:
         lines += ['', f'Per seed (test {short}, baseline -> {name}): ' +
                   '; '.join(per_seed) + '.']
     selection = sorted(
@@ -219,22 +224,25 @@ def table(work: str, arms: Arms, name: str, selected: str = '',
 def results_json(work: str, arms: Arms, name: str,
                  selected: str = '', metric: str = 'accuracy/top1',
                  versus: Optional[List[str]] = None,
-                 family_wise: bool = False) -> dict:
+                 family_wise: bool = False,
+                 reference: Optional[Tuple[str, str]] = None) -> dict:
     """Per arm and split the metric per seed; the paired comparison of the
     second arm's test metric with the baseline's (what the demo prints
     beside its own run); ``comparisons``: every test comparison of the
     table (``versus`` included), with its Bonferroni-corrected interval
     (``corrected``) when ``family_wise``."""
-    labels = dict(arms)
+    compared = arms + ([reference] if reference else [])
+    labels = dict(compared)
     base, method = arms[0][0], arms[1][0]
-    runs = {arm: collect_run(osp.join(work, arm), metric) for arm, _ in arms}
+    runs = {arm: collect_run(osp.join(work, arm), metric)
+            for arm, _ in compared}
     out = dict(
         selected=selected, metric=metric, baseline=base, method=method,
         method_name=name, runs=runs)
     if runs[base]['test'] and runs[method]['test']:
         out['test_comparison'] = paired_comparison(
             runs[method]['test'], runs[base]['test'], unpaired='drop')
-    pairs = [(arm, base) for arm in labels if arm != base]
+    pairs = [(arm, base) for arm, _ in arms if arm != base]
     if versus:
         pairs += [(arm, versus[0]) for arm in versus[1:]]
     family = len(pairs)
@@ -285,6 +293,9 @@ def main():
                         'comparisons beside each test comparison')
     parser.add_argument('--teacher', nargs=2, metavar=('DIR', 'LABEL'),
                         help='a row for the teacher run (not compared)')
+    parser.add_argument('--reference', nargs=2, metavar=('DIR', 'LABEL'),
+                        help='a run compared only as the reference of '
+                        '--versus (not with the baseline)')
     args = parser.parse_args()
     if args.best:
         print(best_run(args.work, args.best))
@@ -294,26 +305,29 @@ def main():
     if args.readme and not args.mark:
         parser.error('--readme needs --mark')
     arms = [tuple(a) for a in args.arm]
-    if args.versus and (len(args.versus) < 2 or not set(args.versus) <= set(
-            a for a, _ in arms)):
-        parser.error('--versus takes a reference arm and at least one other, '
-                     'all of them given with --arm')
+    reference = tuple(args.reference) if args.reference else None
+    known = {a for a, _ in arms} | ({reference[0]} if reference else set())
+    if args.versus and (len(args.versus) < 2
+                        or not set(args.versus) <= known):
+        parser.error('--versus takes a reference run and at least one '
+                     'other, each given with --arm or --reference')
     if args.release:
         selection = [osp.basename(d) for d in glob.glob(
             osp.join(args.work, 'select_*')) if osp.isdir(d)]
-        teacher = [args.teacher[0]] if args.teacher else []
-        release(args.work, [a for a, _ in arms] + teacher + sorted(selection),
+        extra = [r[0] for r in (args.reference, args.teacher) if r]
+        release(args.work, [a for a, _ in arms] + extra + sorted(selection),
                 args.release)
     name = args.name or arms[1][1].rsplit('+ ', 1)[-1]
     text = table(args.work, arms, name, args.selected, args.metric,
                  args.versus, args.family_wise,
-                 tuple(args.teacher) if args.teacher else None)
+                 tuple(args.teacher) if args.teacher else None, reference)
     print(text)
     with open(osp.join(args.work, 'results.md'), 'w') as f:
         f.write(text)
     with open(osp.join(args.work, 'results.json'), 'w') as f:
         json.dump(results_json(args.work, arms, name, args.selected,
-                               args.metric, args.versus, args.family_wise),
+                               args.metric, args.versus, args.family_wise,
+                               reference),
                   f, indent=1)
     if args.readme:
         replace_marked_block(args.readme, args.mark, text)
