@@ -53,7 +53,7 @@ def plot(results: dict, out: str, title: Optional[str] = None) -> None:
     comps = rows(results)
     metric = METRIC_NAMES.get(results.get('metric', ''),
                               results.get('metric', 'metric'))
-    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(comps) + 1.4))
+    fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(comps) + 1.6))
     for y, c in enumerate(reversed(comps)):
         decided = c.get('corrected') or c.get('ci')
         colour = ('tab:green' if decided and decided[0] > 0 else
@@ -72,8 +72,8 @@ def plot(results: dict, out: str, title: Optional[str] = None) -> None:
     family = next((c['family'] for c in comps if c.get('family')), None)
     legend = (f'thick: 95 % t-interval; thin: Bonferroni-corrected for '
               f'{family} comparisons' if family else 'bar: 95 % t-interval')
-    ax.set_xlabel(f'paired difference of the test {metric} (points); '
-                  'dots: seeds, diamond: mean\n' + legend)
+    ax.set_xlabel(f'paired difference of the test {metric} (points); dots: '
+                  f'seeds, diamond: mean\n{legend}', fontsize=9)
     if title:
         ax.set_title(title)
     ax.grid(axis='x', alpha=0.3)

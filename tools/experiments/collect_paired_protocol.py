@@ -293,6 +293,9 @@ def main():
                         'comparisons beside each test comparison')
     parser.add_argument('--teacher', nargs=2, metavar=('DIR', 'LABEL'),
                         help='a row for the teacher run (not compared)')
+    parser.add_argument('--results', default='results', metavar='NAME',
+                        help='write WORK/NAME.md and WORK/NAME.json '
+                        '(default: results)')
     parser.add_argument('--reference', nargs=2, metavar=('DIR', 'LABEL'),
                         help='a run compared only as the reference of '
                         '--versus (not with the baseline)')
@@ -322,9 +325,9 @@ def main():
                  args.versus, args.family_wise,
                  tuple(args.teacher) if args.teacher else None, reference)
     print(text)
-    with open(osp.join(args.work, 'results.md'), 'w') as f:
+    with open(osp.join(args.work, f'{args.results}.md'), 'w') as f:
         f.write(text)
-    with open(osp.join(args.work, 'results.json'), 'w') as f:
+    with open(osp.join(args.work, f'{args.results}.json'), 'w') as f:
         json.dump(results_json(args.work, arms, name, args.selected,
                                args.metric, args.versus, args.family_wise,
                                reference),
