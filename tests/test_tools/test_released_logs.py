@@ -77,3 +77,34 @@ def test_readme_tables_are_the_collectors_output():
         assert f'<!-- reviewkd-{exp}:start -->\n{text}' in readme('reviewkd')
     skd = _tool('collect_skd_nuclei').markdown(load('skd/results.json'))
     assert f'<!-- skd-nuclei:start -->\n{skd}' in readme('skd')
+
+
+# README blocks of the paired protocols with flat released layouts:
+# (method README, block, released folder, collector arguments)
+PAIRED = [
+    ('kd', 'few-label', 'kd/fashion-mnist-1k',
+     dict(arms=[('baseline', 'ResNet-20 (CE)'), ('kd', 'ResNet-20 + KD')],
+          name='KD')),
+    ('dist', 'dist-few-label', 'kd/fashion-mnist-1k',
+     dict(arms=[('baseline', 'ResNet-20 (CE)'),
+                ('dist', 'ResNet-20 + DIST')],
+          name='DIST', versus=['kd', 'dist'], family_wise=True,
+          reference=('kd', 'ResNet-20 + KD'))),
+]
+
+
+@pytest.mark.parametrize('method,mark,folder,kwargs', PAIRED)
+def test_paired_protocol_block_recomputes_from_released_files(
+        method, mark, folder, kwargs):
+    """The block is exactly collect_paired_protocol.py's table of the
+    released logs and test/fit json (its first line gives the selection)."""
+    with open(osp.join(ROOT, 'configs', method, 'README.md')) as f:
+        readme = f.read()
+    start, end = f'<!-- {mark}:start -->\n', f'<!-- {mark}:end -->'
+    block = readme[readme.index(start) + len(start):readme.index(end)]
+    prefix = 'Selected on the validation split: '
+    first = block.splitlines()[0]
+    selected = first[len(prefix):-1] if first.startswith(prefix) else ''
+    text = _tool('collect_paired_protocol').table(
+        osp.join(ZOO, folder), selected=selected, **kwargs)
+    assert block == text
