@@ -53,13 +53,14 @@ def heads_to_run(model: nn.Module, model_name: str,
         except AttributeError:
             names = [n for n, _ in model.named_modules() if n]
             close = difflib.get_close_matches(head, names, n=5, cutoff=0.5)
-            hint = (f' Did you mean: {", ".join(close)}?' if close else
-                    f' Its top-level modules are: '
+            hint = (f' Did you mean: {", ".join(close)}?'
+                    if close else f' Its top-level modules are: '
                     f'{", ".join(n for n, _ in model.named_children())}.')
             raise ValueError(
                 f"tap '{tap.name}': run_head={head!r}, but the {model_name} "
                 f'({type(model).__name__}) has no module {head!r} (e.g. an '
-                f'mmseg model built with auxiliary_head=None).{hint}') from None
+                f'mmseg model built with auxiliary_head=None).{hint}'
+            ) from None
         if isinstance(module, nn.ModuleList) and not len(module):
             raise ValueError(
                 f"tap '{tap.name}': run_head={head!r} names an empty "

@@ -108,16 +108,16 @@ def test_aux_taps_record_the_heads_on_the_extracted_features(
             taps={
                 f'{m[0]}_aux{i}':
                 dict(path=f'{m}.auxiliary_head.{i}.conv_seg', **AUX)
-                for m in ('student', 'teacher') for i in (0, 1)
+                for m in ('student', 'teacher')
+                for i in (0, 1)
             })
         names = {
             f'{m[0]}_aux{i}': (m, i)
-            for m in ('student', 'teacher') for i in (0, 1)
+            for m in ('student', 'teacher')
+            for i in (0, 1)
         }
-    assert {n: model.probe_shapes[n] for n in names} == {
-        n: (2, 3, 8, 8)
-        for n in names
-    }
+    shapes = {n: model.probe_shapes[n] for n in names}
+    assert shapes == dict.fromkeys(names, (2, 3, 8, 8))
     model.eval()
     x, _ = batch()
     with torch.no_grad():
@@ -190,8 +190,8 @@ def test_teacher_heads_keep_its_precision_and_early_stop(aux_teacher_ckpts):
             t_aux=dict(path='teacher.auxiliary_head.conv_seg', **AUX)),
         losses=dict(
             loss_dist_aux=dict(
-                type='DISTLoss',
-                inputs=dict(preds_S='s_aux', preds_T='t_aux'))))
+                type='DISTLoss', inputs=dict(preds_S='s_aux',
+                                             preds_T='t_aux'))))
     model.eval()
     decode_calls = call_counter(model.teacher.decode_head.conv_seg)
     x, _ = batch(1)
@@ -225,8 +225,7 @@ def test_a_head_that_does_not_exist_fails_at_build(aux_teacher_ckpts):
                 _scope_='mmkd',
                 student=pspnet_segmentor(8),
                 taps=dict(
-                    s_aux=dict(
-                        path='student.decode_head.conv_seg', **AUX)),
+                    s_aux=dict(path='student.decode_head.conv_seg', **AUX)),
                 probe_input_shape=(3, SIZE, SIZE)))
     # a model without extract_feat
     with pytest.raises(ValueError, match=r"run_head='0'.*no extract_feat"):
