@@ -209,13 +209,18 @@ def save_cifar_teacher(path, num_classes: int = 5) -> str:
     return str(path)
 
 
-def pspnet_segmentor(base: int, channels: int = None, size: int = 64,
-                     num_classes: int = 3) -> dict:
+def pspnet_segmentor(base: int,
+                     channels: int = None,
+                     size: int = 64,
+                     num_classes: int = 3,
+                     auxiliary_heads: int = 0) -> dict:
     """A real mmseg PSPNet (pool scales 1, 2) on a ResNetV1c-18 of width
     ``base`` (output stride 8), for ``size`` x ``size`` inputs; the decode
-    head has ``channels`` channels (default ``base``)."""
+    head has ``channels`` channels (default ``base``). ``auxiliary_heads``
+    > 0 adds mmseg's FCN auxiliary head on stage 3 (CE weight 0.4, as
+    mmseg's PSPNet configs): one head, or a list of that many."""
     norm = dict(type='BN', requires_grad=True)
-    return dict(
+    model = dict(
         type='EncoderDecoder',
         _scope_='mmseg',
         data_preprocessor=dict(
@@ -245,6 +250,22 @@ def pspnet_segmentor(base: int, channels: int = None, size: int = 64,
             loss_decode=dict(type='CrossEntropyLoss')),
         train_cfg=dict(),
         test_cfg=dict(mode='whole'))
+    aux = dict(
+        type='FCNHead',
+        in_channels=base * 4,
+        in_index=2,
+        channels=base,
+        num_convs=1,
+        concat_input=False,
+        dropout_ratio=0.1,
+        num_classes=num_classes,
+        norm_cfg=norm,
+        loss_decode=dict(type='CrossEntropyLoss', loss_weight=0.4))
+    if auxiliary_heads == 1:
+        model['auxiliary_head'] = aux
+    elif auxiliary_heads > 1:
+        model['auxiliary_head'] = [aux] * auxiliary_heads
+    return model
 
 
 def kd_fitnet_distiller(teacher_ckpt: str) -> dict:

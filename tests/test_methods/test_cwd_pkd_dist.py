@@ -51,6 +51,19 @@ CONFIGS = {
     ('seg', 'loss_dist', dict(type='DISTLoss', tau=1.0,
                               loss_weight=1.0), LOGITS),
 }
+DIST_SEG = 'dist/dist_deeplabv3_r101-r18-d8_4xb2-80k_cityscapes-512x1024.py'
+# the authors' second term: 0.4 x DIST on the auxiliary heads' logits, the
+# teacher's auxiliary head run by its tap
+AUX_TAPS = {
+    f'{m[0]}_aux': dict(
+        path=f'{m}.auxiliary_head.conv_seg', run_head='auxiliary_head')
+    for m in ('student', 'teacher')
+}
+AUX_LOSSES = {
+    DIST_SEG: ('loss_dist_aux', dict(type='DISTLoss', tau=1.0,
+                                     loss_weight=0.4),
+               dict(preds_S='s_aux', preds_T='t_aux'))
+}
 
 
 def _path(name):
@@ -75,7 +88,16 @@ def test_config_has_the_authors_settings(name):
     else:
         head = 'head.fc' if task == 'cls' else 'decode_head.conv_seg'
         assert cfg.model.taps == dict(
-            s_logits=f'student.{head}', t_logits=f'teacher.{head}')
+            s_logits=f'student.{head}',
+            t_logits=f'teacher.{head}',
+            **(AUX_TAPS if name in AUX_LOSSES else {}))
+    assert set(cfg.model.losses) == {loss_name} | (
+        {AUX_LOSSES[name][0]} if name in AUX_LOSSES else set())
+    if name in AUX_LOSSES:
+        aux_name, aux_settings, aux_inputs = AUX_LOSSES[name]
+        aux = dict(cfg.model.losses[aux_name])
+        assert aux.pop('inputs') == aux_inputs
+        assert aux == aux_settings
     if 'cifar100' in name:  # the authors' optimizer and lr steps
         assert cfg.optim_wrapper.optimizer.nesterov is False
         assert cfg.param_scheduler.milestones == [150, 180, 210]
@@ -220,9 +242,11 @@ def test_config_trains_and_its_student_loads_without_mmkd(name, tmp_path):
     teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     runner.train()
 
-    loss = runner.message_hub.get_scalar(f'train/distill.{loss_name}')
-    assert loss is not None and torch.isfinite(torch.tensor(
-        loss.current())) and loss.current() > 0
+    names = [loss_name] + ([AUX_LOSSES[name][0]] if name in AUX_LOSSES else [])
+    for loss_name in names:
+        loss = runner.message_hub.get_scalar(f'train/distill.{loss_name}')
+        assert loss is not None and torch.isfinite(
+            torch.tensor(loss.current())) and loss.current() > 0
     after = model.student.state_dict()
     moved = [
         k for k, v in student.items()
@@ -232,6 +256,8 @@ def test_config_trains_and_its_student_loads_without_mmkd(name, tmp_path):
     assert any(
         k.startswith(('head.', 'bbox_head.', 'roi_head.', 'decode_head.'))
         for k in moved), moved
+    if name in AUX_LOSSES:
+        assert any(k.startswith('auxiliary_head.') for k in moved), moved
     assert all(
         torch.equal(v,
                     model.teacher.state_dict()[k]) for k, v in teacher.items())

@@ -1,6 +1,7 @@
 """The task-agnostic distiller: a student, an optional frozen teacher, taps,
 connectors and losses."""
 import copy
+from contextlib import nullcontext
 from typing import Any, Dict, Optional, Sequence
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 from mmkd.registry import MODELS
 from ..utils import build_task_model, build_teacher, probe_ground_truth
 from .distill_graph import DistillGraph, to_float32
+from .extra_heads import extract_feat_runs_heads, heads_to_run
 from .feature_tap import FeatureTap, StopForward, TapError, TapRecorder
 from .nonfinite_guard import NonFiniteGuard
 
@@ -55,7 +57,9 @@ class Distiller(BaseModel):
             the connectors only. ``None`` for self-distillation.
         taps (dict): ``name -> 'student.<module path>'`` or
             ``name -> dict(path=..., io='output'|'input', call=None,
-            index=None)``, see :class:`FeatureTap`.
+            index=None, run_head=None)``, see :class:`FeatureTap`;
+            ``run_head`` runs a head that the tensor-mode forward skips
+            (e.g. ``'auxiliary_head'``), see :mod:`.extra_heads`.
         connectors (dict): ``name -> dict(type=..., inputs=<tap(s)>,
             targets=<tap(s)>, ...)``; ``in_channels``/``out_channels`` are
             inferred from ``inputs``/``targets`` when the connector takes them.
@@ -116,6 +120,12 @@ class Distiller(BaseModel):
         self._student_recorder = TapRecorder(
             self.student, [t for t in taps.values() if t.model == 'student'])
         self._teacher_recorder = self._make_teacher_recorder()
+        # Heads run on extract_feat's output in tensor mode (run_head).
+        self._student_heads = heads_to_run(
+            self.student, 'student', self._student_recorder.taps)
+        self._teacher_heads = heads_to_run(
+            self.teacher, 'teacher', self._teacher_recorder.taps
+        ) if self.teacher is not None else ()
 
         self.graph = DistillGraph(list(taps), connectors, losses)
         self.connectors = self.graph.connectors
@@ -206,7 +216,10 @@ class Distiller(BaseModel):
             'or a loss-only branch of a detector head). Tap a module that '
             'the tensor-mode forward runs: the backbone, neck or decode head '
             "(the auxiliary head's input is a backbone stage: "
-            f"dict(path='{tap.model}.backbone', index=<stage>)).")
+            f"dict(path='{tap.model}.backbone', index=<stage>)), or have the "
+            'tap run the head on the extracted features: '
+            f"dict(path='{tap.model}.auxiliary_head.conv_seg', "
+            "run_head='auxiliary_head').")
 
     # ----------------------------------------------------------- running
     @staticmethod
@@ -241,7 +254,8 @@ class Distiller(BaseModel):
         """
         if self.teacher is None or not self._teacher_recorder.taps:
             return
-        with torch.no_grad():
+        with torch.no_grad(), extract_feat_runs_heads(self.teacher,
+                                                      self._teacher_heads):
             self._run_tapped(
                 self._teacher_recorder,
                 lambda: self.teacher(inputs, data_samples, mode='tensor'),
@@ -255,13 +269,19 @@ class Distiller(BaseModel):
                 probe: bool = False):
         """Run teacher then student with the taps on; return the tap values
         and the student's output."""
+        # In loss mode the student's forward runs all its heads itself.
+        heads = extract_feat_runs_heads(
+            self.student, self._student_heads
+        ) if student_mode == 'tensor' else nullcontext()
         try:
             self.run_teacher(inputs, data_samples, probe=probe)
-            out = self._run_tapped(
-                self._student_recorder,
-                lambda: self.student(inputs, data_samples, mode=student_mode),
-                early_stop=False,
-                probe=probe)
+            with heads:
+                out = self._run_tapped(
+                    self._student_recorder,
+                    lambda: self.student(
+                        inputs, data_samples, mode=student_mode),
+                    early_stop=False,
+                    probe=probe)
             if probe:
                 for tap in self.taps.values():
                     if not tap.calls:

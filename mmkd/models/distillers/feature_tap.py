@@ -3,8 +3,10 @@
 A tap is declared in a config by module path, e.g. ``'student.backbone.layer4'``
 (the module's output) or ``dict(path='teacher.backbone.layer4.1.relu',
 io='input', call=1)`` (the *input* of the second call of a shared ReLU: the
-pre-activation residual sum of the last block of mmpretrain's ResNet stage).
-The models themselves are never edited.
+pre-activation residual sum of the last block of mmpretrain's ResNet stage),
+or ``dict(path='teacher.auxiliary_head.conv_seg', run_head='auxiliary_head')``
+(a head that the tensor-mode forward skips, run on the extracted features:
+see :mod:`.extra_heads`). The models themselves are never edited.
 """
 import copy
 import difflib
@@ -45,6 +47,13 @@ class FeatureTap:
             tuple/list (e.g. ``index=-1`` of an mmpretrain backbone). Without
             it, a tuple/list of tensors is recorded as a list (e.g. all FPN
             levels of a detector's neck).
+        run_head (str, optional): The module path of a head that the
+            model's tensor-mode forward does not run (e.g. mmseg's
+            ``'auxiliary_head'``), to run on the output of the model's
+            ``extract_feat`` whenever the distiller runs the model in tensor
+            mode: the teacher always, the student in the build-time probe
+            (in training the student's loss-mode forward runs its heads
+            itself). See :mod:`.extra_heads`.
     """
 
     def __init__(self,
@@ -52,10 +61,16 @@ class FeatureTap:
                  path: str,
                  io: str = 'output',
                  call: Optional[int] = None,
-                 index: Optional[int] = None) -> None:
+                 index: Optional[int] = None,
+                 run_head: Optional[str] = None) -> None:
         if io not in ('output', 'input'):
             raise ValueError(
                 f"tap '{name}': io must be 'output' or 'input', got {io!r}")
+        if run_head is not None and (not isinstance(run_head, str)
+                                     or not run_head):
+            raise ValueError(
+                f"tap '{name}': run_head must be the module path of a head "
+                f"(e.g. 'auxiliary_head'), got {run_head!r}")
         model, _, module_path = path.partition('.')
         if model not in ('student', 'teacher') or not module_path:
             raise ValueError(
@@ -69,6 +84,7 @@ class FeatureTap:
         self.io = io
         self.call = call
         self.index = index
+        self.run_head = run_head
         self.calls: List[torch.Tensor] = []
 
     @classmethod
@@ -77,11 +93,11 @@ class FeatureTap:
         if isinstance(cfg, str):
             return cls(name, cfg)
         cfg = dict(cfg)
-        unknown = set(cfg) - {'path', 'io', 'call', 'index'}
+        unknown = set(cfg) - {'path', 'io', 'call', 'index', 'run_head'}
         if 'path' not in cfg or unknown:
             raise ValueError(
                 f"tap '{name}': expected a module path string or a dict with "
-                f"keys path[, io, call, index], got {cfg!r}")
+                f"keys path[, io, call, index, run_head], got {cfg!r}")
         return cls(name, **cfg)
 
     @property
@@ -132,7 +148,8 @@ class FeatureTap:
                 f"tap '{self.name}' ({self.path}): the module did not run in "
                 'this forward. A module outside the forward of the mode the '
                 'model runs in (the teacher always runs in tensor mode; e.g. '
-                'an auxiliary head runs only in loss mode) cannot be tapped')
+                'an auxiliary head runs only in loss mode) cannot be tapped, '
+                "unless the tap runs its head (run_head='<head>')")
         if self.call is None:
             if n != 1:
                 raise TapError(

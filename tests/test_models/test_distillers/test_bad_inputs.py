@@ -150,6 +150,9 @@ def test_tap_on_a_loss_mode_only_module_explains_the_probe():
     assert 'tensor mode' in msg and '(2, 3, 64, 64)' in msg
     assert 'call=' not in msg  # the old, unhelpful advice
     assert "dict(path='student.backbone', index=" in msg
+    # the other fix: the tap runs the head on the extracted features
+    assert ("dict(path='student.auxiliary_head.conv_seg', "
+            "run_head='auxiliary_head')") in msg
 
 
 # --------------------------------------------------------------------------
