@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from mmkd.registry import MODELS
 
@@ -63,6 +64,9 @@ class ABF(BaseModule):
           ``conv2.0``, ``conv2.1``, ``att_conv.0``).
         * The BN over a (N, C, 1, 1) input (the pooled level) needs more than
           one sample per device in training.
+        * On channels-last maps (:class:`ReviewKDConnector`'s default) the
+          fusion runs as :func:`gated_sum`: the same function without the
+          concatenated map (``att_conv`` keeps its parameters and keys).
 
     Args:
         in_channels (int): Channels of the student feature of this level.
@@ -145,11 +149,102 @@ class ABF(BaseModule):
             if residual.shape[-2:] != x.shape[-2:]:
                 residual = F.interpolate(
                     residual, size=tuple(x.shape[-2:]), mode='nearest')
-            gates = self.att_conv(torch.cat([x, residual], dim=1))
-            x = x * gates[:, 0:1] + residual * gates[:, 1:2]
+            x = self._fuse(x, residual)
         elif residual is not None:
             raise ValueError('this ABF has no fusion (fuse=False, the deepest '
                              'level), but a residual was given')
         if out_size is not None and tuple(x.shape[-2:]) != out_size:
             x = F.interpolate(x, size=out_size, mode='nearest')
         return self.conv2(x), x
+
+    def _fuse(self, x: Tensor, residual: Tensor) -> Tensor:
+        """``x * a[:, 0:1] + residual * a[:, 1:2]`` with ``a =
+        att_conv(cat[x, residual])``; on channels-last maps with the default
+        gate (a 1x1 conv with bias, then a sigmoid) by :func:`gated_sum`."""
+        conv, act = self.att_conv[0], self.att_conv[-1]
+        if (len(self.att_conv) == 2 and type(act) is nn.Sigmoid
+                and type(conv) is nn.Conv2d and conv.bias is not None
+                and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
+                and conv.padding == (0, 0) and conv.dilation == (1, 1)
+                and conv.groups == 1 and _channels_last(x)
+                and _channels_last(residual)
+                and x.dtype == residual.dtype == conv.weight.dtype
+                and not torch.is_autocast_enabled(x.device.type)):
+            return gated_sum(x, residual, conv.weight, conv.bias)
+        gates = self.att_conv(torch.cat([x, residual], dim=1))
+        return x * gates[:, 0:1] + residual * gates[:, 1:2]
+
+
+def _channels_last(t: Tensor) -> bool:
+    return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+
+
+def _rows(t: Tensor) -> Tensor:
+    """The ``(B * H * W, C)`` matrix of a 4-D map (a view when the map is
+    channels-last, else a copy)."""
+    return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1])
+
+
+def _as_map(rows: Tensor, like: Tensor) -> Tensor:
+    """``(B * H * W, C)`` rows back to a channels-last ``(B, C, H, W)``."""
+    b, c, h, w = like.shape
+    return rows.view(b, h, w, c).permute(0, 3, 1, 2)
+
+
+class _GatedSum(torch.autograd.Function):
+    """ABF's attention fusion on ``(B * H * W, C)`` rows (see
+    :func:`gated_sum`); forward and backward without the concatenation, the
+    2-channel gate maps or a product map per input."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, y: Tensor, weight: Tensor,
+                bias: Tensor) -> Tensor:
+        c = x.shape[1]
+        rx, ry = _rows(x), _rows(y)
+        w = weight.reshape(2, 2 * c)
+        gates = torch.addmm(bias, rx, w[:, :c].t()).addmm_(ry, w[:, c:].t())
+        gates = gates.sigmoid_()  # (BHW, 2)
+        out = torch.mul(rx, gates[:, 0:1]).addcmul_(ry, gates[:, 1:2])
+        ctx.save_for_backward(x, y, weight, gates)
+        return _as_map(out, x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        x, y, weight, gates = ctx.saved_tensors
+        c = x.shape[1]
+        rx, ry, g = _rows(x), _rows(y), _rows(grad)
+        w = weight.reshape(2, 2 * c)
+        # d loss / d gate_k = sum_c grad * input_k; through the sigmoid
+        d_gates = torch.stack([(g * rx).sum(1), (g * ry).sum(1)], 1)
+        d_logits = d_gates.mul_(gates * (1 - gates))  # (BHW, 2)
+        grad_x = grad_y = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _as_map(
+                torch.mul(g, gates[:, 0:1]).addmm_(d_logits, w[:, :c]), x)
+        if ctx.needs_input_grad[1]:
+            grad_y = _as_map(
+                torch.mul(g, gates[:, 1:2]).addmm_(d_logits, w[:, c:]), y)
+        if ctx.needs_input_grad[2]:
+            grad_w = torch.cat(
+                [d_logits.t().mm(rx), d_logits.t().mm(ry)], 1).view_as(weight)
+        if ctx.needs_input_grad[3]:
+            grad_b = d_logits.sum(0)
+        return grad_x, grad_y, grad_w, grad_b
+
+
+def gated_sum(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """ABF's fusion ``x * a_0 + y * a_1`` with ``a = sigmoid(conv1x1(cat[x,
+    y]; weight, bias))`` (ReviewKD Sec. 3.3), without the concatenation.
+
+    Args:
+        x (Tensor): (B, C, H, W), channels-last.
+        y (Tensor): (B, C, H, W), channels-last.
+        weight (Tensor): (2, 2C, 1, 1), the gate conv's weight (the first
+            ``C`` input channels act on ``x``).
+        bias (Tensor): (2, ), its bias.
+
+    Returns:
+        Tensor: (B, C, H, W), channels-last.
+    """
+    return _GatedSum.apply(x, y, weight, bias)

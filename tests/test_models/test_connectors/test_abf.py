@@ -146,3 +146,38 @@ def test_registry_build():
         dict(type='ABF', in_channels=3, mid_channels=4, out_channels=5,
              fuse=False))
     assert isinstance(abf, ABF)
+
+
+def test_channels_last_fusion_equals_concatenated_gate():
+    """On channels-last maps the fusion runs without the concatenation
+    (``gated_sum``): values and gradients (inputs, residual, every
+    parameter) as the official ``att_conv(cat[x, y])`` formula, float64."""
+    torch.manual_seed(0)
+    abf = ABF(6, 5, 7, fuse=True).double()
+    torch.nn.init.normal_(abf.att_conv[0].bias)
+    cl = torch.channels_last
+    x = torch.randn(3, 6, 4, 6, dtype=torch.float64).contiguous(
+        memory_format=cl).requires_grad_()
+    y = torch.randn(3, 5, 2, 3, dtype=torch.float64).contiguous(
+        memory_format=cl).requires_grad_()
+    params = [x, y] + list(abf.parameters())
+
+    def reference():
+        xm = abf.conv1(x)
+        yy = _nearest(y, (4, 6))
+        z = torch.sigmoid(abf.att_conv[0](torch.cat([xm, yy], 1)))
+        fused = xm * z[:, :1] + yy * z[:, 1:]
+        return abf.conv2(fused), fused
+
+    results = []
+    for run in (lambda: abf(x, y), reference):
+        out, res = run()
+        weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
+        loss = (out * weights.view_as(out)).sum() + (res**3).sum()
+        results.append((out, res, torch.autograd.grad(loss, params)))
+    (out, res, grads), (ref_out, ref_res, ref_grads) = results
+    assert type(res.grad_fn).__name__ == '_GatedSumBackward'
+    assert res.is_contiguous(memory_format=cl)
+    for a, b in [(out, ref_out), (res, ref_res)] + list(zip(grads,
+                                                            ref_grads)):
+        assert (a - b).abs().max() <= 1e-10 * b.abs().max()
