@@ -239,6 +239,28 @@ def test_config_without_labels_fails_at_build(tmp_path):
         MODELS.build(cfg.model)
 
 
+def test_config_with_labels_of_another_task_fails_at_build(tmp_path):
+    """A memory loss fed with class labels (``gt_label``, which a
+    segmentor's data samples do not carry) fails when the model is built,
+    not at the first step; the same config with ``gt_sem_seg`` builds, its
+    queues untouched by the build-time probe."""
+    from mmengine.config import Config
+
+    from mmkd.registry import MODELS
+    cfg = Config.fromfile(cityscapes_config(tmp_path, CITYSCAPES[0]))
+    model = MODELS.build(cfg.model)
+    memory = model.connectors.cirkd_memory
+    assert not memory.pixel_queue_ptr.any()
+    assert not memory.region_queue_ptr.any()
+    cfg.model.losses.loss_memory.inputs.gt = 'gt_label'
+    with pytest.raises(
+            ValueError,
+            match="loss 'loss_memory': 'gt_label' .* was requested, but the "
+            r'student is a EncoderDecoder \(mmseg.*\), not an mmpretrain '
+            'classifier'):
+        MODELS.build(cfg.model)
+
+
 def test_embeddings_no_projection_can_match_fail_at_build(tmp_path):
     """A teacher embedding of another resolution (the first backbone
     stage, output stride 4, against the student's 8): the 1x1 projection

@@ -14,6 +14,7 @@ the graph's.
 """
 import copy
 import inspect
+from contextlib import contextmanager
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -23,6 +24,7 @@ from mmkd.registry import MODELS
 from ..utils import GROUND_TRUTH_KEYS, get_ground_truth
 
 Source = Union[str, Sequence[str]]
+ProbeGT = Callable[[str, str], Any]
 
 
 def as_list(source: Source) -> List[str]:
@@ -97,6 +99,23 @@ def _batchnorm_batch_error(error: Exception) -> bool:
                                        in str(error))
 
 
+@contextmanager
+def state_kept(modules: Sequence[nn.Module]):
+    """Run a block, then put back the buffers of ``modules`` and torch's
+    CPU random generator as they were before it: the losses run on the
+    probe must leave no trace (e.g. the probe's embeddings written into the
+    memory queues of CIRKD's connector, or random numbers drawn)."""
+    buffers = [b for m in modules for b in m.buffers()]
+    saved = [b.detach().clone() for b in buffers]
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for buffer, value in zip(buffers, saved):
+                    buffer.copy_(value)
+
+
 class DistillGraph:
     """Names, connectors and losses of a distiller, checked and run.
 
@@ -106,7 +125,10 @@ class DistillGraph:
             targets=<source(s)>, ...)``, in execution order (a connector may
             use the outputs of earlier ones).
         losses (dict): ``name -> dict(type=..., inputs=dict(<forward arg>=
-            <source>), ...)``; names must contain ``'loss'``.
+            <source>), ...)``; names must contain ``'loss'``. A loss class
+            with a static ``check_wiring(name, inputs, connector_cfgs)``
+            checks there which sources its arguments must come from (e.g.
+            the outputs of one connector), raising ``ValueError``.
 
     Attributes:
         connectors (nn.ModuleDict): Built by :meth:`build`; the distiller
@@ -202,14 +224,18 @@ class DistillGraph:
         for arg, source in mapping.items():
             for s in as_list(source):
                 self.check_source(f"loss '{name}' (argument {arg})", s)
+        check_wiring = getattr(loss_cls, 'check_wiring', None)
+        if check_wiring is not None:  # a loss tied to a connector
+            check_wiring(name, mapping, self.connector_cfgs)
         return cfg
 
     # ------------------------------------------------------------ building
-    def build(self,
-              values: Dict[str, Any],
-              training: bool = True,
-              probe_gt: Optional[Callable[[str, str], Any]] = None
-              ) -> Dict[str, Any]:
+    def build(
+        self,
+        values: Dict[str, Any],
+        training: bool = True,
+        probe_gt: Optional[Callable[[str, str],
+                                    Any]] = None) -> Dict[str, Any]:
         """Build the connectors and the losses from the probe's tap values
         (inferring channels), and run each once on them to check shapes.
 
@@ -262,29 +288,39 @@ class DistillGraph:
             build_cfg = {k: v for k, v in cfg.items() if k != 'inputs'}
             build_cfg.setdefault('_scope_', 'mmkd')
             self.losses[name] = MODELS.build(build_cfg)
-            mapping = cfg['inputs']
-            self._loss_plan.append((name, list(mapping.items())))
-            gt = {}
-            for source in mapping.values():
-                for s in as_list(source):
-                    if s in GROUND_TRUTH_KEYS:
-                        gt_keys.add(s)
-                        gt[s] = None if probe_gt is None else probe_gt(name, s)
-            if any(v is None for v in gt.values()):
-                continue  # a key without a stand-in: not run on the probe
-            kwargs = {
-                a: self.resolve(s, dict(sources, **gt))
-                for a, s in mapping.items()
-            }
-            try:
-                self.losses[name](**kwargs)
-            except Exception as e:
-                raise ValueError(
-                    f"loss '{name}' does not accept the probe features "
-                    f'{ {a: describe(v) for a, v in kwargs.items()} }: {e}'
-                ) from e
+        with state_kept(
+                list(self.connectors.values()) + list(self.losses.values())):
+            for name, cfg in self.loss_cfgs.items():
+                gt_keys.update(
+                    self._probe_loss(name, cfg['inputs'], sources, probe_gt))
         self._gt_keys = sorted(gt_keys)
         return {name: sources[name] for name in self.connector_cfgs}
+
+    def _probe_loss(self, name: str, mapping: Dict[str, Source],
+                    sources: Dict[str, Any],
+                    probe_gt: Optional[ProbeGT]) -> List[str]:
+        """Plan loss ``name`` and run it once on the probe's values
+        (unless a ground-truth key it uses has no stand-in); return the
+        ground-truth keys it uses."""
+        self._loss_plan.append((name, list(mapping.items())))
+        gt = {}
+        for source in mapping.values():
+            for s in as_list(source):
+                if s in GROUND_TRUTH_KEYS:
+                    gt[s] = None if probe_gt is None else probe_gt(name, s)
+        if any(v is None for v in gt.values()):
+            return list(gt)  # a key without a stand-in: not run on the probe
+        kwargs = {
+            a: self.resolve(s, dict(sources, **gt))
+            for a, s in mapping.items()
+        }
+        try:
+            self.losses[name](**kwargs)
+        except Exception as e:
+            raise ValueError(
+                f"loss '{name}' does not accept the probe features "
+                f'{ {a: describe(v) for a, v in kwargs.items()} }: {e}') from e
+        return list(gt)
 
     def shape_of(self, source: Source) -> Any:
         """The probe shape of a source (tap, connector output or

@@ -1,5 +1,5 @@
 """CIRKD memory-based pixel-to-pixel and pixel-to-region distillation."""
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -63,14 +63,71 @@ class CIRKDMemoryLoss(nn.Module):
         self.kd_temperature = kd_temperature
         self.loss_weight = loss_weight
 
+    @staticmethod
+    def check_wiring(name: str, inputs: Dict[str, Any],
+                     connectors: Dict[str, dict]) -> None:
+        """Check a distiller config's wiring of this loss (called by
+        :class:`~mmkd.models.distillers.DistillGraph` at build): ``memory``
+        is ``'<c>.memory'`` of a :class:`CIRKDMemory` connector ``c``,
+        ``preds_S`` its projection ``'<c>.embed'``, ``preds_T`` the tap
+        ``c`` takes as ``targets`` (the embeddings it enqueues), and ``gt``
+        is mapped to the label maps.
+
+        Args:
+            name (str): The loss's name in the config.
+            inputs (dict): Its ``inputs`` (forward argument -> source).
+            connectors (dict): The config's connectors, name -> config.
+
+        Raises:
+            ValueError: Saying which argument to map to which source.
+        """
+        from mmkd.registry import MODELS
+        from ..connectors.cirkd_memory import CIRKDMemory
+
+        def is_memory(cfg: dict) -> bool:
+            kind = cfg.get('type')
+            cls = kind if isinstance(kind, type) else MODELS.get(kind)
+            return isinstance(cls, type) and issubclass(cls, CIRKDMemory)
+
+        memories = [n for n, cfg in connectors.items() if is_memory(cfg)]
+        owner = f"loss '{name}' (CIRKDMemoryLoss)"
+        example = memories[0] if memories else 'cirkd_memory'
+        source = inputs.get('memory')
+        root, _, key = (
+            source.partition('.') if isinstance(source, str) else ('', '', ''))
+        if root not in memories or key != 'memory':
+            raise ValueError(
+                f'{owner}: memory={source!r} is not the memory of a '
+                'CIRKDMemory connector (the config\'s CIRKDMemory connectors:'
+                f' {memories or "none"}). Declare a CIRKDMemory connector '
+                'under `connectors` and map '
+                f"memory='{example}.memory', preds_S='{example}.embed'.")
+        if inputs.get('preds_S') != f'{root}.embed':
+            raise ValueError(
+                f"{owner}: preds_S={inputs.get('preds_S')!r}, but the student "
+                'side of the memory loss is the projection of the connector '
+                f"whose memory it uses: map preds_S='{root}.embed' (the "
+                'projection head is trained through it).')
+        targets = connectors[root].get('targets')
+        if inputs.get('preds_T') != targets:
+            raise ValueError(
+                f"{owner}: preds_T={inputs.get('preds_T')!r}, but connector "
+                f"'{root}' projects to the teacher embedding {targets!r} "
+                '(its `targets`), which the loss enqueues and contrasts: '
+                f'map preds_T={targets!r}.')
+        if 'gt' not in inputs:
+            raise ValueError(CIRKDMemoryLoss.NO_LABELS)
+
+    #: The error for a memory loss no label map reaches.
+    NO_LABELS = ('CIRKDMemoryLoss needs the label maps (its queues are per '
+                 'class): map its `gt` argument to the batch\'s labels in the '
+                 "config, e.g. inputs=dict(preds_S='cirkd_memory.embed', "
+                 "preds_T='t_feat', memory='cirkd_memory.memory', "
+                 "gt='gt_sem_seg')")
+
     def _check(self, preds_S, preds_T, memory, gt) -> None:
         if gt is None:
-            raise ValueError(
-                'CIRKDMemoryLoss needs the label maps (its queues are per '
-                'class): map its `gt` argument to the batch\'s labels in the '
-                "config, e.g. inputs=dict(preds_S='cirkd_memory.embed', "
-                "preds_T='t_feat', memory='cirkd_memory.memory', "
-                "gt='gt_sem_seg')")
+            raise ValueError(self.NO_LABELS)
         if not (hasattr(memory, 'enqueue') and hasattr(memory, 'dim')):
             raise ValueError(
                 'CIRKDMemoryLoss: `memory` must be the memory of a '

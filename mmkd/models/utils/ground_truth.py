@@ -24,8 +24,8 @@ A key may also register a *probe* function, ``probe(inputs, student) ->
 value``: a stand-in value for a zero batch ``inputs`` ``(B, C, H, W)``, so
 that a loss fed by the key can be run once before any data is seen, or a
 ``ValueError`` saying why the student's data samples cannot give this key
-(e.g. boxes asked of a classifier). ``'gt_instances'`` and ``'img_metas'``
-have one (:func:`probe_ground_truth`).
+(e.g. boxes asked of a classifier). Every built-in key has one
+(:func:`probe_ground_truth`).
 
 Any other field of the task's data samples is exposed by registering a
 function, e.g. in a module listed in the config's ``custom_imports``::
@@ -89,14 +89,64 @@ def register_ground_truth(key: str,
     return register if fn is None else register(fn)
 
 
-@register_ground_truth('gt_label')
+def _not_of_library(key: str, what: str, student: nn.Module, kind: str,
+                    pipeline: str) -> ValueError:
+    return ValueError(
+        f"'{key}' ({what}) was requested, but the student is a "
+        f'{type(student).__name__} ({type(student).__module__}), not {kind}:'
+        f' its data samples carry no {key}. Distil {kind} whose training '
+        f'pipeline loads it ({pipeline}), or map the loss argument to '
+        'another source.')
+
+
+def _is_classifier(model: nn.Module) -> bool:
+    try:
+        from mmpretrain.models.classifiers import BaseClassifier
+    except ImportError:  # mmpretrain is not installed: no classifier
+        return False
+    return isinstance(model, BaseClassifier)
+
+
+def _probe_gt_label(inputs: torch.Tensor, student: nn.Module) -> torch.Tensor:
+    """Class indices ``(B, )``, all 0 (an mmpretrain classifier student);
+    a ``ValueError`` for any other student."""
+    if not _is_classifier(student):
+        raise _not_of_library('gt_label', "the class of mmpretrain's "
+                              'DataSample', student, 'an mmpretrain '
+                              'classifier', 'PackInputs after loading the '
+                              'labels')
+    return torch.zeros(len(inputs), dtype=torch.long, device=inputs.device)
+
+
+@register_ground_truth('gt_label', probe=_probe_gt_label)
 def _gt_label(data_samples: Sequence) -> torch.Tensor:
     if 'gt_score' in data_samples[0]:
         return torch.stack([s.gt_score for s in data_samples])
     return torch.cat([s.gt_label for s in data_samples])
 
 
-@register_ground_truth('gt_sem_seg')
+def _is_segmentor(model: nn.Module) -> bool:
+    try:
+        from mmseg.models.segmentors import BaseSegmentor
+    except ImportError:  # mmseg is not installed: no segmentor
+        return False
+    return isinstance(model, BaseSegmentor)
+
+
+def _probe_gt_sem_seg(inputs: torch.Tensor,
+                      student: nn.Module) -> torch.Tensor:
+    """Label maps ``(B, H, W)`` of the probe's size, every pixel of class
+    0 (an mmseg segmentor student); a ``ValueError`` for any other
+    student."""
+    if not _is_segmentor(student):
+        raise _not_of_library('gt_sem_seg', "the label maps of mmseg's "
+                              'SegDataSample', student, 'an mmseg segmentor',
+                              'LoadAnnotations before PackSegInputs')
+    b, _, h, w = inputs.shape
+    return torch.zeros(b, h, w, dtype=torch.long, device=inputs.device)
+
+
+@register_ground_truth('gt_sem_seg', probe=_probe_gt_sem_seg)
 def _gt_sem_seg(data_samples: Sequence) -> torch.Tensor:
     return torch.stack([s.gt_sem_seg.data[0] for s in data_samples])
 
