@@ -129,15 +129,11 @@ def train_one_iteration(cfg_file: str, work_dir: str):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', CITYSCAPES)
-def test_cityscapes_config_trains_one_iteration(tmp_path, name):
+def test_cityscapes_config_trains_one_iteration(tmp_path, name, load_tool):
     runner, ckpt = train_one_iteration(
         cityscapes_config(tmp_path, name), str(tmp_path / 'work'))
     # the queues are in the checkpoint, not in the converted student
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    try:
-        from convert_to_student import student_state_dict
-    finally:
-        sys.path.pop(0)
+    student_state_dict = load_tool('convert_to_student.py').student_state_dict
     state = torch.load(ckpt, map_location='cpu', weights_only=True)
     model = runner.model
     for k in QUEUES:
@@ -153,7 +149,7 @@ def test_nuclei_config_trains_one_iteration(tmp_path):
     train_one_iteration(nuclei_config(tmp_path), str(tmp_path / 'work'))
 
 
-def test_train_step_of_the_built_config(tmp_path):
+def test_train_step_of_the_built_config(tmp_path, load_tool):
     """The DeepLabV3 config's distiller (tiny teacher, small queues) and
     optimizer wrapper, one ``train_step`` on a hand-made batch, without a
     Runner: the student and the projection head change, the teacher does
@@ -201,12 +197,7 @@ def test_train_step_of_the_built_config(tmp_path):
     for k, v in model.teacher.state_dict().items():
         assert torch.equal(v, teacher[k]), k
     # the converted student has no queue
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    try:
-        from convert_to_student import student_state_dict
-    finally:
-        sys.path.pop(0)
-    student = student_state_dict(after)
+    student = load_tool('convert_to_student.py').student_state_dict(after)
     assert student and not any('queue' in k for k in student)
 
 

@@ -18,9 +18,6 @@ from mmkd.testing import make_cityscapes, make_coco, make_cub
 from mmkd.testing.task_configs import cls_data, det_data, seg_data, write
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-
-from convert_to_student import convert  # noqa: E402
 
 LEVELS_0_3 = dict(
     preds_S=['s0', 's1', 's2', 's3'], preds_T=['t0', 't1', 't2', 't3'])
@@ -230,7 +227,8 @@ def tiny_config(tmp, name: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(CONFIGS))
-def test_config_trains_and_its_student_loads_without_mmkd(name, tmp_path):
+def test_config_trains_and_its_student_loads_without_mmkd(
+        name, tmp_path, load_tool):
     from mmengine.runner import Runner
     pytest.importorskip('mmcv.ops', reason='mmdet/mmseg need mmcv ops')
     task, loss_name = CONFIGS[name][:2]
@@ -264,8 +262,8 @@ def test_config_trains_and_its_student_loads_without_mmkd(name, tmp_path):
 
     ckpts = [f for f in os.listdir(cfg.work_dir) if f.endswith('.pth')]
     student_ckpt = str(tmp_path / 'student.pth')
-    convert(cfg.filename, osp.join(cfg.work_dir,
-                                   sorted(ckpts)[-1]), student_ckpt)
+    load_tool('convert_to_student.py').convert(
+        cfg.filename, osp.join(cfg.work_dir, sorted(ckpts)[-1]), student_ckpt)
     converted = torch.load(student_ckpt, weights_only=True)['state_dict']
     assert set(converted) == set(after)
     if 'cifar100' in name:

@@ -1,22 +1,10 @@
 """check_student_inference.py: which mmkd modules a student config names
 (a ReviewKD student's CIFAR ResNet backbone is mmkd's; a distiller is not a
 student)."""
-import importlib.util
-import os.path as osp
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def load():
-    spec = importlib.util.spec_from_file_location('check', osp.join(
-        ROOT, 'tools', 'experiments', 'check_student_inference.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_mmkd_types_are_found_at_any_depth():
-    find = load().mmkd_types_of
+def test_mmkd_types_are_found_at_any_depth(load_tool):
+    find = load_tool('experiments/check_student_inference.py').mmkd_types_of
     student = dict(
         type='ImageClassifier',
         backbone=dict(type='mmkd.CIFARResNet', arch='resnet20'),

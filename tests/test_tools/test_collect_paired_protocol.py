@@ -1,28 +1,22 @@
 """collect_paired_protocol.py and compare_with_protocol.py on hand-written
 work dirs of a paired protocol (FRSKD's small-data, ReviewKD's short
 schedule)."""
-import importlib.util
 import json
 import math
-import os.path as osp
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 T_975_2 = 4.302653  # Student's t, 0.975 quantile, 2 degrees of freedom
 
 
-def load(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(ROOT, 'tools', 'experiments', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope='module')
+def collector(load_tool):
+    return load_tool('experiments/collect_paired_protocol.py')
 
 
 @pytest.fixture(scope='module')
-def collector():
-    return load('collect_paired_protocol')
+def compare(load_tool):
+    return load_tool('experiments/compare_with_protocol.py')
 
 
 def write_seed(root, run, seed, vals, test=None, fit=None, done=True):
@@ -44,7 +38,7 @@ def write_seed(root, run, seed, vals, test=None, fit=None, done=True):
                 json.dumps({'accuracy/top1': value}))
 
 
-def test_table_paired_interval_and_json(tmp_path, collector):
+def test_table_paired_interval_and_json(tmp_path, collector, compare):
     base_test, frskd_test = [80.0, 81.0, 82.0], [81.0, 83.0, 85.0]
     for seed in range(3):
         write_seed(tmp_path, 'baseline', seed, [70.0, 80.0 + seed],
@@ -71,7 +65,6 @@ def test_table_paired_interval_and_json(tmp_path, collector):
     assert result['test_comparison']['ci'] == pytest.approx(
         (2 - half, 2 + half))
 
-    compare = load('compare_with_protocol')
     demo = tmp_path / 'demo'
     write_seed(demo, 'baseline', 0, [80.0], test=80.5)
     write_seed(demo, 'frskd', 0, [81.0], test=80.0)
@@ -98,7 +91,7 @@ def test_selection_reads_validation_only(tmp_path, collector):
         collector.best_run(str(tmp_path), ['select_missing'])
 
 
-def test_arms_and_name_come_from_the_arguments(tmp_path, collector):
+def test_arms_and_name_come_from_the_arguments(tmp_path, collector, compare):
     """Another method's arms: the table, the json and the demo's report name
     that method, and the baseline is the first arm."""
     for seed, (b, r) in enumerate([(84.0, 86.5), (85.0, 86.0)]):
@@ -117,7 +110,7 @@ def test_arms_and_name_come_from_the_arguments(tmp_path, collector):
     demo = tmp_path / 'demo'
     write_seed(demo, 'baseline', 1, [80.0], test=84.0)
     write_seed(demo, 'reviewkd', 1, [81.0], test=85.25)
-    out = load('compare_with_protocol').report(str(demo), result, 'seed1')
+    out = compare.report(str(demo), result, 'seed1')
     assert 'ReviewKD - baseline +1.25 (this run, seed1)' in out
     assert 'ReviewKD better on 2 of 2 seeds' in out
     assert "the protocol's own seed1: +1.00" in out
@@ -160,8 +153,7 @@ def test_released_layout_gives_the_same_table(tmp_path, collector):
         'baseline_lr0.1 78.00 (100).' in from_work
 
 
-def test_median_seed_is_the_seed_of_the_median_difference():
-    compare = load('compare_with_protocol')
+def test_median_seed_is_the_seed_of_the_median_difference(compare):
     seeds = ['seed0', 'seed1', 'seed2', 'seed3', 'seed4']
     results = dict(test_comparison=dict(seeds=seeds,
                                         diffs=[1.0, 3.0, 2.0, 5.0, -1.0]))
@@ -172,8 +164,8 @@ def test_median_seed_is_the_seed_of_the_median_difference():
     assert compare.median_seed(results) == 'seed1'
 
 
-def test_multi_arm_family_versus_and_teacher_row_on_miou(tmp_path,
-                                                         collector):
+def test_multi_arm_family_versus_and_teacher_row_on_miou(tmp_path, collector,
+                                                         load_tool):
     """The nuclei protocol's layout: mIoU, three arms against the baseline,
     one against a second reference, a Bonferroni-corrected interval over
     the family (3 + 1 comparisons), a teacher row that is not compared."""
@@ -231,7 +223,7 @@ def test_multi_arm_family_versus_and_teacher_row_on_miou(tmp_path,
     assert comps[('cwd', 'skd')]['family'] == 3
 
     # drawn, and written into a README block with its command
-    plot = load_tool_from('analysis_tools', 'plot_paired_differences')
+    plot = load_tool('analysis_tools/plot_paired_differences.py')
     assert [r['text'] for r in plot.rows(res)] == [
         '+ SKD - baseline', '+ CWD - baseline', '+ CWD - + SKD']
     (tmp_path / 'results.json').write_text(json.dumps(res))
@@ -246,13 +238,6 @@ def test_multi_arm_family_versus_and_teacher_row_on_miou(tmp_path,
     assert '![T](forest.png)' in text and 'old' not in text
     assert 'plot_paired_differences.py' in text
 
-
-def load_tool_from(folder, name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(ROOT, 'tools', folder, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_reference_run_is_compared_only_as_the_versus_reference(

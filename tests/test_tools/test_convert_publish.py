@@ -8,14 +8,19 @@ import torch
 from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-
-from convert_to_student import (convert, student_config,  # noqa: E402
-                                student_state_dict)
-from publish_model import publish  # noqa: E402
 
 
-def test_student_state_dict_strips_everything_but_the_student():
+@pytest.fixture(scope='module')
+def to_student(load_tool):
+    return load_tool('convert_to_student.py')
+
+
+@pytest.fixture(scope='module')
+def publish(load_tool):
+    return load_tool('publish_model.py').publish
+
+
+def test_student_state_dict_strips_everything_but_the_student(to_student):
     state = {
         'student.backbone.w': torch.ones(1),
         'data_preprocessor.mean': torch.zeros(1),
@@ -23,12 +28,12 @@ def test_student_state_dict_strips_everything_but_the_student():
         'critic.conv.weight': torch.ones(1),
         'distill_losses.loss_x.w': torch.ones(1),
     }
-    assert list(student_state_dict(state)) == ['backbone.w']
+    assert list(to_student.student_state_dict(state)) == ['backbone.w']
     with pytest.raises(ValueError, match='not an mmkd distiller'):
-        student_state_dict({'backbone.w': torch.ones(1)})
+        to_student.student_state_dict({'backbone.w': torch.ones(1)})
 
 
-def test_student_config_has_no_trace_of_mmkd():
+def test_student_config_has_no_trace_of_mmkd(to_student):
     cfg = Config(
         dict(
             default_scope='mmpretrain',
@@ -43,7 +48,7 @@ def test_student_config_has_no_trace_of_mmkd():
                 type='Distiller',
                 student=dict(type='ImageClassifier', backbone=dict()),
                 teacher=dict(config='x.py', checkpoint='t.pth'))))
-    out = student_config(cfg)
+    out = to_student.student_config(cfg)
     assert out.model == dict(type='ImageClassifier', backbone=dict())
     assert out.custom_imports['imports'] == ['my_pkg']
     assert out.custom_hooks == [dict(type='EMAHook')]
@@ -51,7 +56,7 @@ def test_student_config_has_no_trace_of_mmkd():
     assert 'mmkd' not in out.pretty_text
 
 
-def test_student_config_drops_helper_variables():
+def test_student_config_drops_helper_variables(to_student):
     # distiller configs keep their shared pieces in top-level variables
     cfg = Config(
         dict(
@@ -63,13 +68,13 @@ def test_student_config_drops_helper_variables():
                 _scope_='mmkd',
                 type='Distiller',
                 student=dict(type='ImageClassifier', backbone=dict()))))
-    out = student_config(cfg)
+    out = to_student.student_config(cfg)
     assert 'reviewkd' not in out and 'hooks' not in out
     assert out.stages == [1, 2, 3]  # no mmkd in it: kept
     assert 'mmkd' not in out.pretty_text
 
 
-def test_student_config_keeps_the_import_of_an_mmkd_backbone():
+def test_student_config_keeps_the_import_of_an_mmkd_backbone(to_student):
     cfg = Config(
         dict(
             default_scope='mmpretrain',
@@ -80,12 +85,12 @@ def test_student_config_keeps_the_import_of_an_mmkd_backbone():
                 student=dict(
                     type='ImageClassifier',
                     backbone=dict(type='mmkd.CIFARResNet', arch='resnet20')))))
-    out = student_config(cfg)
+    out = to_student.student_config(cfg)
     assert out.model.backbone.type == 'mmkd.CIFARResNet'
     assert out.custom_imports['imports'] == ['mmkd']
 
 
-def test_student_config_gets_the_students_optimizer_and_schedule():
+def test_student_config_gets_the_students_optimizer_and_schedule(to_student):
     # SKD: one wrapper and one schedule per distiller part
     cfg = Config(
         dict(
@@ -108,7 +113,7 @@ def test_student_config_gets_the_students_optimizer_and_schedule():
             default_hooks=dict(
                 warmup=dict(type='mmkd.DistillLossWarmupHook', warmup=2),
                 logger=dict(type='LoggerHook'))))
-    out = student_config(cfg)
+    out = to_student.student_config(cfg)
     assert out.optim_wrapper == dict(
         type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01),
         paramwise_cfg=dict(custom_keys={
@@ -118,7 +123,7 @@ def test_student_config_gets_the_students_optimizer_and_schedule():
     assert 'mmkd' not in out.pretty_text
 
 
-def test_student_config_refuses_mmkd_left_where_the_runner_reads():
+def test_student_config_refuses_mmkd_left_where_the_runner_reads(to_student):
     cfg = Config(
         dict(
             default_scope='mmpretrain',
@@ -126,18 +131,18 @@ def test_student_config_refuses_mmkd_left_where_the_runner_reads():
                        student=dict(type='ImageClassifier')),
             train_cfg=dict(type='mmkd.SomeLoop', max_epochs=1)))
     with pytest.raises(ValueError, match=r'still need mmkd at train_cfg.type'):
-        student_config(cfg)
+        to_student.student_config(cfg)
 
 
-def test_convert_refuses_to_overwrite_the_input(tmp_path):
+def test_convert_refuses_to_overwrite_the_input(tmp_path, to_student):
     ckpt = tmp_path / 'a.pth'
     torch.save({'state_dict': {'student.w': torch.ones(1)}}, ckpt)
     with pytest.raises(ValueError, match='must differ'):
-        convert('unused.py', str(ckpt), str(ckpt))
+        to_student.convert('unused.py', str(ckpt), str(ckpt))
     assert torch.load(ckpt)['state_dict']['student.w'].item() == 1
 
 
-def test_publish_drops_training_state_and_hashes(tmp_path):
+def test_publish_drops_training_state_and_hashes(tmp_path, publish):
     ckpt = tmp_path / 'in.pth'
     torch.save(
         dict(state_dict={'w': torch.ones(2)}, optimizer={'x': 1},
@@ -182,7 +187,8 @@ def _malicious_checkpoint(tmp_path):
     return ckpt, marker
 
 
-def test_tools_refuse_a_checkpoint_that_runs_code(tmp_path):
+def test_tools_refuse_a_checkpoint_that_runs_code(tmp_path, to_student,
+                                                  publish):
     from mmkd.utils.checkpoint_globals import UnsafeCheckpointError
     ckpt, marker = _malicious_checkpoint(tmp_path)
     asked = f'{open.__module__}.{open.__name__}'  # io.open
@@ -203,7 +209,8 @@ def test_tools_refuse_a_checkpoint_that_runs_code(tmp_path):
         assert f'asks for `{asked}`' in proc.stderr  # what it asked for
         assert 'Traceback' not in proc.stderr
     with pytest.raises(UnsafeCheckpointError, match=asked):
-        convert(str(cfg), str(ckpt), str(tmp_path / 'student.pth'))
+        to_student.convert(str(cfg), str(ckpt),
+                           str(tmp_path / 'student.pth'))
     with pytest.raises(UnsafeCheckpointError, match=asked):
         publish(str(ckpt), str(tmp_path / 'release.pth'))
     assert not marker.exists()
@@ -214,7 +221,8 @@ def test_tools_refuse_a_checkpoint_that_runs_code(tmp_path):
     assert marker.exists()
 
 
-def test_a_runner_checkpoint_still_converts_and_publishes(tmp_path):
+def test_a_runner_checkpoint_still_converts_and_publishes(
+        tmp_path, to_student, publish):
     """A real MMEngine checkpoint (message hub, optimizer and scheduler
     state, meta) loads under the allow-list."""
     from mmengine.logging import HistoryBuffer
@@ -261,7 +269,7 @@ def test_a_runner_checkpoint_still_converts_and_publishes(tmp_path):
     cfg = tmp_path / 'distill.py'
     cfg.write_text('model = dict(_scope_=\'mmkd\', type=\'Distiller\', '
                    'student=dict(type=\'ImageClassifier\'))\n')
-    convert(str(cfg), ckpt, str(tmp_path / 'student.pth'))
+    to_student.convert(str(cfg), ckpt, str(tmp_path / 'student.pth'))
     out = torch.load(tmp_path / 'student.pth', weights_only=True)
     assert set(out['state_dict']) == {'weight', 'bias'}
     torch.testing.assert_close(out['state_dict']['weight'],

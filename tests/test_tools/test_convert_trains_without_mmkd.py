@@ -4,7 +4,6 @@ distiller config (the per-part optimizer-wrapper constructor and schedulers
 of SKD, mmkd hooks, imports, the distributed wrapper)."""
 import json
 import os
-import os.path as osp
 import subprocess
 import sys
 import textwrap
@@ -16,10 +15,6 @@ from mmkd.testing import make_cityscapes, make_coco, make_cub
 from mmkd.testing.task_configs import (cls_config, det_config, seg_config,
                                        write)
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-
-from convert_to_student import convert  # noqa: E402
 
 # Prepended to the training script: every import of mmkd (the package or a
 # sub-module, however it is installed) raises ImportError.
@@ -180,7 +175,7 @@ def _seg(tmp):
 
 @pytest.mark.parametrize('make', [_cls, _det, _seg],
                          ids=['mmpretrain', 'mmdet', 'mmseg-skd'])
-def test_converted_student_trains_without_mmkd(tmp_path, make):
+def test_converted_student_trains_without_mmkd(tmp_path, make, load_tool):
     task_cfg, kind = make(tmp_path)
     cfg = distiller_config(tmp_path / 'distill.py', task_cfg, kind)
     ckpt = distiller_checkpoint(
@@ -188,7 +183,7 @@ def test_converted_student_trains_without_mmkd(tmp_path, make):
         ['critic.last.weight'] if kind == 'skd' else
         ['connectors.hint.conv.weight'])
     student_ckpt = str(tmp_path / 'student.pth')
-    convert(cfg, ckpt, student_ckpt)
+    load_tool('convert_to_student.py').convert(cfg, ckpt, student_ckpt)
     student_cfg = str(tmp_path / 'student.py')
     assert 'mmkd' not in open(student_cfg).read()
 

@@ -14,17 +14,11 @@ from PIL import Image
 
 from mmkd.testing import make_fashion_mnist, write_idx
 
-TOOLS = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
-    'dataset_converters')
 
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope='module')
+def converter(load_tool):
+    """A converter of tools/dataset_converters/ by its name."""
+    return lambda name: load_tool(f'dataset_converters/{name}.py')
 
 
 def import_or_skip(name: str):
@@ -48,9 +42,9 @@ def package_dir_or_skip(name: str) -> str:
 # --------------------------------------------------------------------------
 # Fashion-MNIST
 # --------------------------------------------------------------------------
-def test_prepare_fashion_mnist_unpacks_for_mmpretrain(tmp_path):
+def test_prepare_fashion_mnist_unpacks_for_mmpretrain(tmp_path, converter):
     from mmpretrain.datasets import FashionMNIST
-    tool = load_tool('prepare_fashion_mnist')
+    tool = converter('prepare_fashion_mnist')
     src = make_fashion_mnist(str(tmp_path / 'src'), 12, 5, gz=True)
     assert all(f.endswith('.gz') for f in src['files'])
     out = str(tmp_path / 'fashion_mnist')
@@ -70,8 +64,8 @@ def test_prepare_fashion_mnist_unpacks_for_mmpretrain(tmp_path):
         FashionMNIST(data_root=out, split='test', download=False)) == 12
 
 
-def test_prepare_fashion_mnist_missing_source(tmp_path, capsys):
-    tool = load_tool('prepare_fashion_mnist')
+def test_prepare_fashion_mnist_missing_source(tmp_path, capsys, converter):
+    tool = converter('prepare_fashion_mnist')
     rc = tool.main([str(tmp_path / 'out'), '--src', str(tmp_path / 'none')])
     assert rc != 0
     assert 'apt-get install -y dataset-fashion-mnist' in capsys.readouterr(
@@ -79,8 +73,8 @@ def test_prepare_fashion_mnist_missing_source(tmp_path, capsys):
     assert not osp.exists(tmp_path / 'out' / 'train-images-idx3-ubyte')
 
 
-def test_prepare_fashion_mnist_rejects_wrong_files(tmp_path):
-    tool = load_tool('prepare_fashion_mnist')
+def test_prepare_fashion_mnist_rejects_wrong_files(tmp_path, converter):
+    tool = converter('prepare_fashion_mnist')
     src = tmp_path / 'src'
     make_fashion_mnist(str(src), 4, 2, gz=True)
     # labels file holding a 3D array: not a label file
@@ -100,8 +94,8 @@ def test_prepare_fashion_mnist_rejects_wrong_files(tmp_path):
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize('length,tile', [(2299, 400), (1035, 400),
                                          (400, 400), (100, 400), (801, 400)])
-def test_tile_edges_cover_without_overlap(length, tile):
-    tool = load_tool('deepforest_to_coco')
+def test_tile_edges_cover_without_overlap(length, tile, converter):
+    tool = converter('deepforest_to_coco')
     edges = tool.tile_edges(length, tile)
     assert len(edges) == math.ceil(length / tile)
     assert edges[0][0] == 0 and edges[-1][1] == length
@@ -111,8 +105,8 @@ def test_tile_edges_cover_without_overlap(length, tile):
     assert max(sizes) <= tile and max(sizes) - min(sizes) <= 1
 
 
-def test_clip_boxes_rule():
-    tool = load_tool('deepforest_to_coco')
+def test_clip_boxes_rule(converter):
+    tool = converter('deepforest_to_coco')
     window = (100, 100, 200, 200)
     image_size = (300, 300)
     boxes = [
@@ -132,17 +126,18 @@ def test_clip_boxes_rule():
 
 
 @pytest.fixture(scope='module')
-def deepforest_coco(tmp_path_factory):
+def deepforest_coco(tmp_path_factory, converter):
     """The real deepforest images converted once for this module."""
     pkg = package_dir_or_skip('deepforest')
     out = str(tmp_path_factory.mktemp('deepforest') / 'coco')
-    assert load_tool('deepforest_to_coco').main([out]) == 0
+    assert converter('deepforest_to_coco').main([out]) == 0
     return osp.join(pkg, 'data'), out
 
 
-def test_deepforest_to_coco_on_real_data(deepforest_coco, tmp_path):
+def test_deepforest_to_coco_on_real_data(deepforest_coco, tmp_path,
+                                         converter):
     src, out = deepforest_coco
-    tool = load_tool('deepforest_to_coco')
+    tool = converter('deepforest_to_coco')
 
     # expected tiles and boxes from the XML files, read here independently
     expected_tiles, n_src_boxes, stems, ordered_names = 0, 0, set(), []
@@ -207,11 +202,11 @@ def test_deepforest_to_coco_on_real_data(deepforest_coco, tmp_path):
 
 
 def test_deepforest_test_split_takes_its_tiles_from_train(
-        deepforest_coco, tmp_path):
+        deepforest_coco, tmp_path, converter):
     """``--test-residue 1``: the tiles with index % 5 == 1 leave train for
     test, val is the same, every tile and box is in exactly one split."""
     _, out = deepforest_coco
-    tool = load_tool('deepforest_to_coco')
+    tool = converter('deepforest_to_coco')
     out3 = str(tmp_path / 'coco3')
     assert tool.main([out3, '--test-residue', '1']) == 0
 
@@ -270,8 +265,8 @@ def test_deepforest_coco_loads_with_mmdet(deepforest_coco):
 # --------------------------------------------------------------------------
 # stardist -> mmseg
 # --------------------------------------------------------------------------
-def test_stardist_to_uint8_and_tiling_errors(tmp_path):
-    tool = load_tool('stardist_to_mmseg')
+def test_stardist_to_uint8_and_tiling_errors(tmp_path, converter):
+    tool = converter('stardist_to_mmseg')
     img = np.array([[0, 100], [235, 7]], dtype=np.uint16)
     np.testing.assert_array_equal(tool.to_uint8(img), img)
     wide = np.array([[100, 600], [1100, 350]], dtype=np.uint16)
@@ -285,13 +280,13 @@ def test_stardist_to_uint8_and_tiling_errors(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def stardist_seg(tmp_path_factory):
+def stardist_seg(tmp_path_factory, converter):
     """The real stardist image converted once for this module."""
     pkg = package_dir_or_skip('stardist')
     pytest.importorskip(
         'tifffile', reason='`tifffile` (requirements/data.txt) reads the .tif')
     out = str(tmp_path_factory.mktemp('stardist') / 'nuclei')
-    assert load_tool('stardist_to_mmseg').main([out, '--tile-size',
+    assert converter('stardist_to_mmseg').main([out, '--tile-size',
                                                 '128']) == 0
     return osp.join(pkg, 'data', 'images'), out
 
@@ -337,10 +332,10 @@ def test_stardist_to_mmseg_on_real_data(stardist_seg):
         np.testing.assert_array_equal(full_img[..., ch], img)
 
 
-def test_stardist_test_split_takes_its_tiles_from_train(tmp_path):
+def test_stardist_test_split_takes_its_tiles_from_train(tmp_path, converter):
     """``test_offset``: the tiles with (r + c) % 4 == 2 leave train for test;
     val is unchanged; an offset that would take the val tiles is refused."""
-    tool = load_tool('stardist_to_mmseg')
+    tool = converter('stardist_to_mmseg')
     img = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 200
     mask = (img > 100).astype(np.uint16)
     counts = tool.convert(img, mask, str(tmp_path / 'd'), 16, test_offset=2)

@@ -1,22 +1,14 @@
 """tools/analysis_tools/plot_curves.py on hand-written logs."""
-import importlib.util
 import json
-import os.path as osp
 import statistics
 
 import numpy as np
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 
 @pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location(
-        'plot_curves', osp.join(ROOT, 'tools/analysis_tools/plot_curves.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_tool):
+    return load_tool('analysis_tools/plot_curves.py')
 
 
 def write_text_log(path, losses, distill, accs):

@@ -5,7 +5,7 @@ import os.path as osp
 
 import pytest
 
-from mmkd.utils.training_logs import load_run, series
+from training_logs import load_run, series
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ZOO = osp.join(ROOT, 'model_zoo')
@@ -50,16 +50,10 @@ def test_skd_nuclei_miou_matches_the_text_logs():
                 values['mIoU'], abs=5e-5)
 
 
-def _tool(name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(ROOT, 'tools', 'experiments', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_readme_tables_are_the_collectors_output():
+def test_readme_tables_are_the_collectors_output(load_tool):
+    """Each README block is collect_paired_protocol.py --preset's table of
+    the released results.json (the command the README shows)."""
+    table = load_tool('experiments/collect_paired_protocol.py').preset_table
 
     def load(path):
         with open(osp.join(ZOO, path)) as f:
@@ -69,14 +63,20 @@ def test_readme_tables_are_the_collectors_output():
         with open(osp.join(ROOT, 'configs', method, 'README.md')) as f:
             return f.read()
 
-    frskd = _tool('collect_frskd').table(load('frskd/results.json'))
-    assert f'<!-- frskd-fashion-mnist:start -->\n{frskd}' in readme('frskd')
-    reviewkd = _tool('collect_reviewkd')
-    for exp in ('fashion-mnist', 'deepforest'):
-        text = reviewkd.table(exp, load(f'reviewkd/results_{exp}.json'))
-        assert f'<!-- reviewkd-{exp}:start -->\n{text}' in readme('reviewkd')
-    skd = _tool('collect_skd_nuclei').markdown(load('skd/results.json'))
-    assert f'<!-- skd-nuclei:start -->\n{skd}' in readme('skd')
+    for method, preset, results in [
+        ('frskd', 'frskd-fashion-mnist', 'frskd/results.json'),
+        ('reviewkd', 'reviewkd-fashion-mnist',
+         'reviewkd/results_fashion-mnist.json'),
+        ('reviewkd', 'reviewkd-deepforest',
+         'reviewkd/results_deepforest.json'),
+        ('skd', 'skd-nuclei', 'skd/results.json'),
+    ]:
+        text = readme(method)
+        block = f'<!-- {preset}:start -->\n{table(preset, load(results))}'
+        assert block in text, preset
+        command = ('python tools/experiments/collect_paired_protocol.py '
+                   f'--preset {preset} --from-results model_zoo/{results}')
+        assert command in ' '.join(text.split()), preset
 
 
 # README blocks of the paired protocols with flat released layouts:
@@ -95,7 +95,7 @@ PAIRED = [
 
 @pytest.mark.parametrize('method,mark,folder,kwargs', PAIRED)
 def test_paired_protocol_block_recomputes_from_released_files(
-        method, mark, folder, kwargs):
+        load_tool, method, mark, folder, kwargs):
     """The block is exactly collect_paired_protocol.py's table of the
     released logs and test/fit json (its first line gives the selection)."""
     with open(osp.join(ROOT, 'configs', method, 'README.md')) as f:
@@ -105,6 +105,6 @@ def test_paired_protocol_block_recomputes_from_released_files(
     prefix = 'Selected on the validation split: '
     first = block.splitlines()[0]
     selected = first[len(prefix):-1] if first.startswith(prefix) else ''
-    text = _tool('collect_paired_protocol').table(
+    text = load_tool('experiments/collect_paired_protocol.py').table(
         osp.join(ZOO, folder), selected=selected, **kwargs)
     assert block == text

@@ -1,25 +1,14 @@
 """tools/analysis_tools/soak.py: the per-kind soak records memory readings
 and catches a tap that keeps the tensors of a past step."""
-import importlib.util
-import os.path as osp
-
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+@pytest.fixture(scope='module')
+def soak(load_tool):
+    return load_tool('analysis_tools/soak.py')
 
 
-def load_tool():
-    path = osp.join(ROOT, 'tools', 'analysis_tools', 'soak.py')
-    spec = importlib.util.spec_from_file_location('soak', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-soak = load_tool()
-
-
-def test_a_short_soak_records_readings_and_no_leak():
+def test_a_short_soak_records_readings_and_no_leak(soak):
     record = soak.soak_one('kd', steps=6, warmup=2, every=2)
     assert [s for s, _ in record['rss_mb']] == [2, 4, 6]
     assert record['rss_after_warmup_mb'] == record['rss_mb'][0][1] > 0
@@ -27,7 +16,7 @@ def test_a_short_soak_records_readings_and_no_leak():
     assert record['leaks'] == [] and record['skipped_steps'] == 0
 
 
-def test_a_tap_keeping_past_tensors_fails_the_soak(monkeypatch):
+def test_a_tap_keeping_past_tensors_fails_the_soak(soak, monkeypatch):
     from mmkd.models.distillers import Distiller
     record_taps = Distiller._record
 
@@ -44,7 +33,7 @@ def test_a_tap_keeping_past_tensors_fails_the_soak(monkeypatch):
     assert record['leaks'][0] == "step 1: taps ['s3'] hold tensors"
 
 
-def test_bad_arguments():
+def test_bad_arguments(soak):
     with pytest.raises(SystemExit):
         soak.parse_args(['--steps', '10', '--warmup', '10'])
     with pytest.raises(SystemExit):

@@ -3,7 +3,6 @@ image, converted by the project's converter): the grid has one row per
 compared feature pair, and the drawn maps are the channel means (or AT
 attention maps) of features recorded here independently, by hooks of our
 own and the connector run by hand."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -18,22 +17,16 @@ FRSKD = osp.join(ROOT, 'experiments', 'frskd', 'resnet14_fashion-mnist.py')
 DPI = 40
 
 
-def load_tool(path):
-    spec = importlib.util.spec_from_file_location(
-        osp.splitext(osp.basename(path))[0], osp.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-vt = load_tool('tools/visualize_taps.py')
+@pytest.fixture(scope='module')
+def vt(load_tool):
+    return load_tool('visualize_taps.py')
 
 
 @pytest.fixture(scope='module')
-def nuclei_tile(tmp_path_factory):
+def nuclei_tile(tmp_path_factory, load_tool):
     """A real 128x128 validation tile of the stardist nuclei image."""
     out = str(tmp_path_factory.mktemp('nuclei'))
-    assert load_tool('tools/dataset_converters/stardist_to_mmseg.py').main(
+    assert load_tool('dataset_converters/stardist_to_mmseg.py').main(
         [out]) == 0
     path = osp.join(out, 'img_dir', 'val', 'img2d_r0_c0.png')
     assert Image.open(path).size == (128, 128)
@@ -67,12 +60,12 @@ def attention(f):
     return ATLoss().attention(f)[0].view(f.shape[-2:])
 
 
-def png_size(rows):
+def png_size(vt, rows):
     return (round(len(vt.COLUMNS) * vt.CELL_W * DPI),
             round(rows * vt.CELL_H * DPI))
 
 
-def test_skd_pairs_on_a_nuclei_tile(nuclei_tile, tmp_path):
+def test_skd_pairs_on_a_nuclei_tile(vt, nuclei_tile, tmp_path):
     cfg = Config.fromfile(SKD)
     torch.manual_seed(0)
     model = vt.build_distiller(cfg, random_teacher=True)
@@ -104,7 +97,7 @@ def test_skd_pairs_on_a_nuclei_tile(nuclei_tile, tmp_path):
 
     out = str(tmp_path / 'skd.png')
     fig = vt.plot_tap_maps(rows, out, dpi=DPI)
-    assert Image.open(out).size == png_size(2)
+    assert Image.open(out).size == png_size(vt, 2)
     images = [ax for ax in fig.axes if ax.images]
     assert len(images) == 4  # 2 rows x (student, teacher)
     for ax in images:  # one colour scale per row
@@ -114,7 +107,7 @@ def test_skd_pairs_on_a_nuclei_tile(nuclei_tile, tmp_path):
         assert ax.images[0].get_clim() == pytest.approx((lo, hi))
 
 
-def test_frskd_connector_column_and_attention_maps(nuclei_tile):
+def test_frskd_connector_column_and_attention_maps(vt, nuclei_tile):
     cfg = Config.fromfile(FRSKD)
     torch.manual_seed(0)
     model = vt.build_distiller(cfg)
@@ -148,16 +141,16 @@ def test_frskd_connector_column_and_attention_maps(nuclei_tile):
     assert [r['label'] for r in by_tap] == [f's_{s}' for s in stages]
 
 
-def test_cli_writes_the_grid(nuclei_tile, tmp_path, capsys):
+def test_cli_writes_the_grid(vt, nuclei_tile, tmp_path, capsys):
     out = str(tmp_path / 'grid.png')
     assert vt.main(
         [FRSKD, nuclei_tile, '--rows', 'taps', '--out', out, '--dpi',
          str(DPI)]) == 0
-    assert Image.open(out).size == png_size(3)  # s_layer1..3
+    assert Image.open(out).size == png_size(vt, 3)  # s_layer1..3
     assert 'wrote' in capsys.readouterr().out
 
 
-def test_bad_input_fails_clearly(nuclei_tile):
+def test_bad_input_fails_clearly(vt, nuclei_tile):
     cfg = Config.fromfile(FRSKD)
     with pytest.raises(ValueError, match='no teacher'):
         vt.build_distiller(cfg, random_teacher=True)

@@ -1,13 +1,13 @@
 """Plot training curves of several runs grouped by arm into one PNG.
 
 Every run is an MMEngine text log (``*.log``), a ``vis_data/scalars.json``
-or a work dir (``mmkd.utils.training_logs``). For every arm (e.g. the
-baseline and the distilled student, a few seeds each) the figure shows the
-mean over its runs of the validation metric(s) (per epoch, or per iteration
-for iteration-based loops) and of every loss term the runs log (``loss``,
-``decode.loss_ce``, ``distill.*``, ``critic.*``, ... per iteration), with a
-min-max band (``--band minmax``) or a mean +- sample-std band
-(``--band std``) over the runs. Only the steps all runs of an arm logged
+or a work dir (read by ``training_logs.py`` beside this script). For every
+arm (e.g. the baseline and the distilled student, a few seeds each) the
+figure shows the mean over its runs of the validation metric(s) (per epoch,
+or per iteration for iteration-based loops) and of every loss term the runs
+log (``loss``, ``decode.loss_ce``, ``distill.*``, ``critic.*``, ... per
+iteration), with a min-max band (``--band minmax``) or a mean +- sample-std
+band (``--band std``) over the runs. Only the steps all runs of an arm logged
 enter its curve; a loss panel whose values span more than a factor 100 gets
 a log scale.
 
@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from mmkd.utils.training_logs import load_run, replace_marked_block, series
+from training_logs import load_run, replace_marked_block, series
 
 TIMING_KEYS = ('time', 'data_time', 'time_s', 'step', 'epoch', 'iter', 'mode',
                'memory')

@@ -24,9 +24,7 @@ import shlex
 import sys
 from typing import Dict, List, Optional
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
-from mmkd.utils.training_logs import replace_marked_block  # noqa: E402
+from training_logs import replace_marked_block
 
 METRIC_NAMES = {'accuracy/top1': 'top-1', 'mIoU': 'mIoU', 'coco/bbox_mAP': 'box AP'}
 

@@ -26,22 +26,39 @@ for the nuclei protocol, configs/skd/README.md).
 
 ``--best`` prints the run (of those named, seed 100) with the highest
 final validation top-1: the selection step, which never reads test.json.
+
+``--preset NAME`` tabulates one of the single-schedule experiments released
+before the paired protocols, in its own table (``PRESETS``; NAME is also
+its README block): ``frskd-fashion-mnist``
+(tools/experiments/frskd_fashion_mnist.sh), ``reviewkd-fashion-mnist`` and
+``reviewkd-deepforest`` (reviewkd_fashion_mnist.sh, reviewkd_deepforest.sh),
+``skd-nuclei`` (skd_nuclei.sh). It reads the script's work dir, or with
+``--from-results`` the released ``results.json``, which re-tabulates the
+README table; ``--merge-results`` adds the work dir's runs and seeds to a
+released ``results.json``.
+
+    python tools/experiments/collect_paired_protocol.py \
+        --preset frskd-fashion-mnist --from-results \
+        model_zoo/frskd/results.json [--readme configs/frskd/README.md]
 """
 import argparse
+import datetime
 import glob
 import json
 import os
 import os.path as osp
+import statistics
 import sys
 from typing import Dict, List, Optional, Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
-from mmkd.utils.paired_stats import (comparison_lines,  # noqa: E402
-                                     format_mean_std, paired_comparison,
-                                     seed_key)
-from mmkd.utils.training_logs import (load_run, replace_marked_block,  # noqa
-                                      series)
+# the modules shared with tools/analysis_tools/plot_curves.py
+sys.path.insert(
+    0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                'analysis_tools'))
+from paired_stats import (comparison_lines, format_mean_std,  # noqa: E402
+                          paired_comparison, seed_key)
+from training_logs import (load_run, replace_marked_block,  # noqa: E402
+                           series, timestamp_dirs)
 
 METRIC_NAMES = {'accuracy/top1': 'top-1', 'mIoU': 'mIoU',
                 'coco/bbox_mAP': 'box AP', 'coco/bbox_mAP_50': 'box AP50'}
@@ -134,7 +151,8 @@ def best_run(work: str, runs) -> str:
 def selection_run(run_dir: str) -> str:
     """``'<name> <mean ± std> (<seeds>)'`` of a selection run."""
     vals = collect_run(run_dir)['val']
-    seeds = ', '.join(seed[len('seed'):] for seed in sorted(vals, key=seed_key))
+    seeds = ', '.join(
+        seed[len('seed'):] for seed in sorted(vals, key=seed_key))
     return (f'{osp.basename(run_dir)[len("select_"):]} '
             f'{format_mean_std(list(vals.values()))} ({seeds})')
 
@@ -264,9 +282,289 @@ def results_json(work: str, arms: Arms, name: str,
     return out
 
 
-def main():
+# The single-schedule experiments (``--preset``). 'history': per run the
+# final and best validation metric over seeds (and the final ``extra``
+# metrics), the minutes a seed took, and the paired differences of the final
+# metric with the baseline and of ``pairs`` (arm, reference); ``short``:
+# the arms' names in those lines. 'seed-columns': one teacher run, the
+# students' final validation metric per seed and their median step time.
+PRESETS = {
+    'frskd-fashion-mnist':
+    dict(
+        kind='history',
+        metric='accuracy/top1',
+        metric_name='top-1 (%)',
+        delta_name='top-1',
+        runs=[('baseline', 'ResNet-14 (CE only)'),
+              ('frskd', 'ResNet-14 + FRSKD')],
+        baseline='baseline',
+        short=dict(frskd='FRSKD')),
+    'reviewkd-fashion-mnist':
+    dict(
+        kind='history',
+        metric='accuracy/top1',
+        metric_name='top-1 (%)',
+        runs=[
+            ('teacher_resnet56', 'ResNet-56 (teacher, 3 epochs)'),
+            ('baseline_resnet20', 'ResNet-20 (student baseline, 1 epoch)'),
+            ('reviewkd_resnet56-resnet20', 'ResNet-20 + ReviewKD'),
+            ('kd_resnet56-resnet20', 'ResNet-20 + KD (T=4)'),
+            ('reviewkd_resnet56-resnet20_bf16',
+             'ResNet-20 + ReviewKD, bf16 autocast (`--amp`)'),
+        ],
+        baseline='baseline_resnet20',
+        # what training in bf16 changes at equal settings
+        pairs=[('reviewkd_resnet56-resnet20_bf16',
+                'reviewkd_resnet56-resnet20')]),
+    'reviewkd-deepforest':
+    dict(
+        kind='history',
+        metric='coco/bbox_mAP',
+        metric_name='bbox mAP (%)',
+        extra=[('coco/bbox_mAP_50', 'mAP@50 (%)')],
+        scale=100.0,
+        # a finished run whose validations never produced a box (mmdet's
+        # CocoMetric then logs no metric) counts as mAP 0
+        missing_is_zero=True,
+        runs=[
+            ('teacher_r50', 'FCOS R-50/2 (teacher, 200 epochs)'),
+            ('baseline_r18', 'FCOS R-18/2 (student baseline, 100 epochs)'),
+            ('reviewkd_r50-r18', 'FCOS R-18/2 + ReviewKD'),
+        ],
+        baseline='baseline_r18'),
+    'skd-nuclei':
+    dict(
+        kind='seed-columns',
+        metric='mIoU',
+        teacher='PSPNet-R34 teacher',
+        runs=[
+            ('baseline', 'PSPNet-R18 baseline'),
+            ('pi', '+ pixel-wise (Pi)'),
+            ('pi-pa', '+ Pi + pair-wise (Pa)'),
+            ('all', '+ Pi + Pa + holistic (Ho)'),
+        ],
+        baseline='baseline',
+        short={
+            'baseline': 'baseline',
+            'pi': 'PSPNet-R18 + Pi',
+            'pi-pa': 'PSPNet-R18 + Pi + Pa',
+            'all': 'PSPNet-R18 + Pi + Pa + Ho',
+        },
+        note=('mIoU (%) over background and nucleus on the 4 validation '
+              "tiles, by mmseg's IoUMetric; s/iter: median training step "
+              'time.')),
+}
+
+
+def _seed_dirs(run_dir: str) -> List[str]:
+    return sorted((d for d in glob.glob(osp.join(run_dir, 'seed*'))
+                   if osp.isdir(d)),
+                  key=lambda d: seed_key(osp.basename(d)))
+
+
+def _minutes(seed_dir: str) -> float:
+    """From the first log's timestamp to the ``done`` marker."""
+    start = datetime.datetime.strptime(
+        osp.basename(timestamp_dirs(seed_dir)[0]),
+        '%Y%m%d_%H%M%S').timestamp()
+    return (os.path.getmtime(osp.join(seed_dir, 'done')) - start) / 60
+
+
+def history_seed(seed_dir: str, spec: Dict) -> Optional[Dict]:
+    """Validation history and wall time of one finished seed, or None."""
+    metric, extra = spec['metric'], [k for k, _ in spec.get('extra', [])]
+    if not osp.isfile(osp.join(seed_dir, 'done')) or not timestamp_dirs(
+            seed_dir):
+        return None
+    history = [
+        r for r in load_run(seed_dir) if r['mode'] == 'val' and metric in r
+    ]
+    if not history:
+        if not spec.get('missing_is_zero'):
+            return None
+        history = [{metric: 0.0, **{k: 0.0 for k in extra}}]
+    out = dict(
+        final=history[-1][metric],
+        best=max(h[metric] for h in history),
+        history=[h[metric] for h in history],
+        minutes=_minutes(seed_dir))
+    for key in extra:
+        out[f'final:{key}'] = history[-1].get(key)
+    return out
+
+
+def seed_columns_run(run_dir: str, metric: str) -> Optional[Dict]:
+    """Final validation metrics, iterations, median step time and wall
+    seconds (``done``) of one run, None if it has no validation."""
+    if not timestamp_dirs(run_dir):
+        return None
+    records = load_run(run_dir)
+    evals = [r for r in records if r['mode'] == 'val' and metric in r]
+    if not evals:
+        return None
+    train = [r for r in records if r['mode'] == 'train' and 'time' in r]
+    out = {
+        metric: evals[-1][metric],
+        'aAcc': evals[-1].get('aAcc'),
+        'mAcc': evals[-1].get('mAcc'),
+        'iters': max((r.get('iter', r['step']) for r in train), default=None),
+        'sec_per_iter': (statistics.median(r['time'] for r in train)
+                         if train else None)
+    }
+    done = osp.join(run_dir, 'done')
+    if osp.isfile(done):
+        with open(done) as f:
+            text = f.read().strip()
+        if text.isdigit():  # the run's wall seconds (tools/experiments/lib.sh)
+            out['wall_seconds'] = int(text)
+    return out
+
+
+def collect_preset(preset: str, work: str) -> Dict:
+    """The results.json of a preset's work dir."""
+    spec = PRESETS[preset]
+    if spec['kind'] == 'seed-columns':
+        teachers = _seed_dirs(osp.join(work, 'teacher'))
+        results = dict(
+            teacher=(seed_columns_run(teachers[0], spec['metric'])
+                     if teachers else None),
+            students={})
+        for run, _ in spec['runs']:
+            runs = {}
+            for seed_dir in _seed_dirs(osp.join(work, run)):
+                res = seed_columns_run(seed_dir, spec['metric'])
+                if res is not None:
+                    runs[osp.basename(seed_dir)] = res
+            results['students'][run] = runs
+        return results
+    results = {}
+    for run, label in spec['runs']:
+        seeds = {}
+        for seed_dir in _seed_dirs(osp.join(work, run)):
+            res = history_seed(seed_dir, spec)
+            if res is not None:
+                seeds[osp.basename(seed_dir)] = res
+        results[run] = dict(label=label, seeds=seeds)
+    return results
+
+
+def merge_results(released: Dict, new: Dict) -> Dict:
+    """``released`` (a 'history' results.json) with the runs of ``new``
+    that have seeds added: a seed of ``new`` replaces the released seed of
+    that name."""
+    out = {run: dict(res, seeds=dict(res['seeds']))
+           for run, res in released.items()}
+    for run, res in new.items():
+        if res['seeds']:
+            out.setdefault(run, dict(label=res['label'], seeds={}))
+            out[run]['label'] = res['label']
+            out[run]['seeds'].update(res['seeds'])
+    return out
+
+
+def preset_table(preset: str, results: Dict) -> str:
+    """The README block of a preset's results.json."""
+    spec = PRESETS[preset]
+    if spec['kind'] == 'seed-columns':
+        return _seed_columns_table(spec, results)
+    scale, name = spec.get('scale', 1.0), spec['metric_name']
+    extra = spec.get('extra', [])
+    head = ['run', 'seeds', f'final {name}', f'best {name}']
+    head += [f'final {n}' for _, n in extra] + ['minutes / seed']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for res in results.values():
+        seeds = list(res['seeds'].values())
+        if not seeds:
+            lines.append(f"| {res['label']} | 0 |" + ' – |' * (len(head) - 2))
+            continue
+        row = [res['label'], str(len(seeds)),
+               format_mean_std([s['final'] for s in seeds], scale),
+               format_mean_std([s['best'] for s in seeds], scale)]
+        row += [format_mean_std([s[f'final:{key}'] for s in seeds], scale)
+                for key, _ in extra]
+        row.append(f"{statistics.mean(s['minutes'] for s in seeds):.1f}")
+        lines.append('| ' + ' | '.join(row) + ' |')
+
+    def finals(run):
+        return {k: s['final']
+                for k, s in results.get(run, {}).get('seeds', {}).items()}
+
+    runs = [r for r, _ in spec['runs']]
+    base = spec['baseline']
+    labels = dict(spec['runs'], **spec.get('short', {}), **{base: 'baseline'})
+    delta_name = spec.get('delta_name', name)
+    lines += [''] + comparison_lines(
+        {run: finals(run) for run in runs[runs.index(base):]}, labels, base,
+        delta_name, scale)
+    for arm, ref in spec.get('pairs', []):
+        labels = dict(spec['runs'])
+        lines += comparison_lines({run: finals(run) for run in (ref, arm)},
+                                  labels, ref, delta_name, scale,
+                                  reference=labels[ref])
+    return '\n'.join(lines).rstrip('\n') + '\n'
+
+
+def _seed_columns_table(spec: Dict, results: Dict) -> str:
+    metric = spec['metric']
+    students = results['students']
+    seeds = sorted({s for runs in students.values() for s in runs},
+                   key=seed_key)
+    head = ['model', f'{metric} (mean ± std)'] + seeds + ['s/iter']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    teacher = results['teacher']
+    if teacher is not None:
+        step = teacher['sec_per_iter']
+        lines.append('| ' + ' | '.join(
+            [spec['teacher'], f'{teacher[metric]:.2f}'] + [''] * len(seeds) +
+            [f'{step:.2f}' if step else '']) + ' |')
+    for run, label in spec['runs']:
+        runs = students.get(run, {})
+        times = [r['sec_per_iter'] for r in runs.values() if r['sec_per_iter']]
+        lines.append('| ' + ' | '.join(
+            [label, format_mean_std([r[metric] for r in runs.values()])] +
+            [f'{runs[s][metric]:.2f}' if s in runs else '' for s in seeds] +
+            [f'{statistics.mean(times):.2f}' if times else '']) + ' |')
+    iters = {r['iters'] for runs in students.values() for r in runs.values()}
+    note = (f'\nStudents: {", ".join(str(i) for i in sorted(iters))} '
+            'iterations each; ' if iters else '\n')
+    if teacher is not None:
+        note += f"teacher: {teacher['iters']} iterations. "
+    note += spec['note'] + '\n'
+    values = {run: {k: r[metric] for k, r in students.get(run, {}).items()}
+              for run, _ in spec['runs']}
+    deltas = comparison_lines(values, spec['short'], spec['baseline'],
+                              f'{metric} (%)')
+    if deltas:
+        note += '\n' + '\n'.join(deltas) + '\n'
+    return '\n'.join(lines) + '\n' + note
+
+
+def main_preset(args) -> None:
+    if (args.work is None) == (args.from_results is None):
+        raise SystemExit('--preset: pass either WORK or --from-results')
+    if args.from_results:
+        with open(args.from_results) as f:
+            results = json.load(f)
+    else:
+        results = collect_preset(args.preset, args.work)
+        if args.merge_results:
+            with open(args.merge_results) as f:
+                results = merge_results(json.load(f), results)
+    text = preset_table(args.preset, results)
+    if args.work:
+        with open(osp.join(args.work, 'results.json'), 'w') as f:
+            json.dump(results, f, indent=2)
+        with open(osp.join(args.work, 'results.md'), 'w') as f:
+            f.write(text)
+    print(text)
+    if args.readme:
+        replace_marked_block(args.readme, args.mark or args.preset, text)
+        print(f'updated {args.readme}')
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work')
+    parser.add_argument('work', nargs='?')
     parser.add_argument('--arm', nargs=2, action='append', default=[],
                         metavar=('DIR', 'LABEL'),
                         help='an arm (its work-dir name and its label); '
@@ -299,7 +597,19 @@ def main():
     parser.add_argument('--reference', nargs=2, metavar=('DIR', 'LABEL'),
                         help='a run compared only as the reference of '
                         '--versus (not with the baseline)')
-    args = parser.parse_args()
+    parser.add_argument('--preset', choices=sorted(PRESETS),
+                        help='a single-schedule experiment, in its table')
+    parser.add_argument('--from-results', metavar='JSON', help='--preset: '
+                        're-tabulate a results.json written before')
+    parser.add_argument('--merge-results', metavar='JSON', help='--preset: '
+                        'add the runs and seeds of WORK to this results.json '
+                        '(same seed name: WORK wins)')
+    args = parser.parse_args(argv)
+    if args.preset:
+        main_preset(args)
+        return
+    if args.work is None:
+        parser.error('give the work dir of the protocol')
     if args.best:
         print(best_run(args.work, args.best))
         return

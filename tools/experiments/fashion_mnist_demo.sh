@@ -31,6 +31,9 @@
 #
 #   bash tools/experiments/fashion_mnist_demo.sh [reviewkd|kd|frskd]
 #
+# A finished run (its work dir holds `done`) is skipped and an interrupted
+# one resumes (tools/experiments/lib.sh); each logs to $WORK/<run>/seed<N>.log.
+#
 # Environment: PYTHON (default: .venv/bin/python if present, else python),
 # WORK (default: work_dirs/<method>_fashion_mnist_demo), SEED (default: the
 # protocol's median seed, e.g. 4 for reviewkd);
@@ -39,9 +42,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
-fi
+source tools/experiments/lib.sh
 METHOD=${1:-reviewkd}
 case "$METHOD" in
     kd)
@@ -76,7 +77,6 @@ esac
 WORK=${WORK:-work_dirs/${METHOD}_fashion_mnist_demo}
 SEED=${SEED:-$("$PYTHON" tools/experiments/compare_with_protocol.py --median-seed "$RESULTS" | sed 's/seed//')}
 # one intra-op thread per training: two trainings fill the two cores
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 start=$(date +%s)
 
 if [ ! -f data/fashion_mnist/t10k-labels-idx1-ubyte ]; then
@@ -88,26 +88,11 @@ if [ ! -f data/fashion_mnist/t10k-labels-idx1-ubyte ]; then
     "$PYTHON" tools/dataset_converters/prepare_fashion_mnist.py data/fashion_mnist
 fi
 
-train() {  # train NAME CONFIG: train, then test the final checkpoint
-    local dir="$WORK/$1/seed$SEED"
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    {
-        "$PYTHON" tools/train.py "$2" --work-dir "$dir" \
-            --cfg-options randomness.seed="$SEED" ${OPTS:-} &&
-        touch "$dir/done" &&
-        "$PYTHON" tools/test.py "$2" "$(ls "$dir"/epoch_*.pth | sort -V | tail -n 1)" \
-            --work-dir "$dir/test" --out "$dir/test.json"
-    } > "$WORK/$1/train.log" 2>&1 || {
-        echo "$1 failed, see $WORK/$1/train.log" >&2
-        return 1
-    }
-    echo "[$(date +%H:%M:%S)] $1 finished (log: $WORK/$1/train.log)"
-}
+read -ra OPTS <<< "${OPTS:-}"  # the --cfg-options of both trainings
 echo "[$(date +%H:%M:%S)] training the baseline and $NAME side by side ($WHAT)"
-train baseline "$BASELINE" &
+job baseline "$BASELINE" "$SEED" &
 baseline=$!
-train "$METHOD" "$DISTILL" &
+job "$METHOD" "$DISTILL" "$SEED" &
 distilled=$!
 wait "$baseline"
 wait "$distilled"

@@ -25,14 +25,11 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
-fi
+source tools/experiments/lib.sh
 WORK=${WORK:-work_dirs/frskd_fashion_mnist}
 SEEDS=${SEEDS:-"0 1 2"}
-JOBS=${JOBS:-2}
 CFG=experiments/frskd
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+EVALUATE=0  # the table is the validation top-1 over training
 
 OPTS=()
 if [ "${TINY:-0}" = 1 ]; then
@@ -45,49 +42,20 @@ if [ ! -f data/fashion_mnist/t10k-labels-idx1-ubyte ]; then
     "$PYTHON" tools/dataset_converters/prepare_fashion_mnist.py data/fashion_mnist
 fi
 
-run() {  # run NAME CONFIG SEED
-    local dir="$WORK/$1/seed$3"
-    mkdir -p "$WORK/$1"
-    echo "[$(date +%H:%M:%S)] start  $1 seed $3 (log: $WORK/$1/seed$3.log)"
-    "$PYTHON" tools/train.py "$2" --work-dir "$dir" --resume \
-        --cfg-options randomness.seed="$3" ${OPTS[@]+"${OPTS[@]}"} \
-        > "$WORK/$1/seed$3.log" 2>&1 || {
-        echo "[$(date +%H:%M:%S)] FAILED $1 seed $3, see $WORK/$1/seed$3.log" >&2
-        return 1
-    }
-    touch "$dir/done"
-    echo "[$(date +%H:%M:%S)] done   $1 seed $3:" \
-        "$(grep -o 'accuracy/top1: [0-9.]*' "$WORK/$1/seed$3.log" | tail -n 1)"
-}
-
-running=0
-submit() {  # submit NAME CONFIG SEED: run it in the background, JOBS at most
-    if [ -f "$WORK/$1/seed$3/done" ]; then
-        echo "[skip] $WORK/$1/seed$3 is complete"
-        return
-    fi
-    if [ "$running" -ge "$JOBS" ]; then
-        wait -n
-        running=$((running - 1))
-    fi
-    run "$@" &
-    running=$((running + 1))
-}
-
 start=$(date +%s)
 for seed in $SEEDS; do  # the long runs first
-    submit frskd "$CFG/resnet14_fashion-mnist.py" "$seed"
+    throttle
+    job frskd "$CFG/resnet14_fashion-mnist.py" "$seed" &
 done
 for seed in $SEEDS; do
-    submit baseline "$CFG/resnet14_fashion-mnist_baseline.py" "$seed"
+    throttle
+    job baseline "$CFG/resnet14_fashion-mnist_baseline.py" "$seed" &
 done
-while [ "$running" -gt 0 ]; do
-    wait -n
-    running=$((running - 1))
-done
+wait
 echo "all runs: $(( ($(date +%s) - start) / 60 )) min"
 
 README_ARGS=(--readme configs/frskd/README.md)
 if [ "${TINY:-0}" = 1 ]; then README_ARGS=(); fi
-"$PYTHON" tools/experiments/collect_frskd.py "$WORK" \
+"$PYTHON" tools/experiments/collect_paired_protocol.py \
+    --preset frskd-fashion-mnist "$WORK" \
     ${README_ARGS[@]+"${README_ARGS[@]}"}

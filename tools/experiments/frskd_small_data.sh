@@ -19,9 +19,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
-fi
+source tools/experiments/lib.sh
 WORK=${WORK:-work_dirs/frskd_small_data}
 SEEDS=${SEEDS:-"0 1 2 3 4"}
 LRS=${LRS:-"0.1 0.03"}
@@ -29,15 +27,12 @@ WEIGHTS=${WEIGHTS:-"2,100"}
 JOBS=${JOBS:-2}
 STAGE=${STAGE:-all}
 CFG=experiments/frskd
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 OPTS=()
 
 if [ ! -f data/fashion_mnist/t10k-labels-idx1-ubyte ]; then
     "$PYTHON" tools/dataset_converters/prepare_fashion_mnist.py data/fashion_mnist
 fi
 FIT_INDICES=1000  # the training subset
-source tools/experiments/resumable_run.sh
-source tools/experiments/protocol_jobs.sh
 
 select_baseline_lr "$CFG/resnet14_fashion-mnist-1k_baseline.py"
 set -- $WEIGHTS

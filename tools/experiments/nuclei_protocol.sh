@@ -22,15 +22,12 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
-fi
+source tools/experiments/lib.sh
 WORK=${WORK:-work_dirs/nuclei_protocol}
 SEEDS=${SEEDS:-"0 1 2 3 4"}
 ARMS=${ARMS:-"baseline skd-pi skd-pi-pa skd cirkd cwd mgd"}
 JOBS=${JOBS:-2}
 DATA=data/stardist_nuclei_test
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 SKD=experiments/skd
 declare -A CONFIG=(
     [baseline]=$SKD/pspnet_r18-d8_1xb8-450iter_stardist-64x64.py
@@ -57,27 +54,6 @@ fi
 if [ ! -d "$DATA/img_dir/test" ]; then
     "$PYTHON" tools/dataset_converters/stardist_to_mmseg.py "$DATA" --test-offset 2
 fi
-source tools/experiments/resumable_run.sh
-
-# job NAME CONFIG SEED [cfg-options...]: train, then test the final
-# checkpoint once on the test tiles; output in $WORK/NAME/seedN.log
-job() {
-    local name=$1 config=$2 seed=$3
-    shift 3
-    local dir="$WORK/$name/seed$seed"
-    mkdir -p "$WORK/$name"
-    {
-        run "$name" "$config" "$seed" "$@" &&
-        { [ -f "$dir/test.json" ] || "$PYTHON" tools/test.py "$config" \
-            "$(cat "$dir/last_checkpoint")" --work-dir "$dir/test" \
-            --out "$dir/test.json" --cfg-options "${OPTS[@]}" "$@"; }
-    } > "$WORK/$name/seed$seed.log" 2>&1 || {
-        echo "[$(date +%H:%M:%S)] FAILED $name seed $seed ($WORK/$name/seed$seed.log)" >&2
-        return 1
-    }
-    echo "[$(date +%H:%M:%S)] done $name seed $seed"
-}
-throttle() { while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done; }
 
 # the teacher: every thread, nothing beside it
 OMP_NUM_THREADS=$JOBS MKL_NUM_THREADS=$JOBS

@@ -9,9 +9,7 @@
 # the weights' path.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
-fi
+source tools/experiments/lib.sh
 CONFIG=$1 CKPT=$2 LOG=$3 OUT=$4 NAME=$5
 mkdir -p "$OUT"
 tmp=$(mktemp -d)

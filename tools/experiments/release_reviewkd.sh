@@ -13,9 +13,7 @@
 # (DET_SEEDS); the logs of every seed are kept.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
-fi
+source tools/experiments/lib.sh
 OUT=model_zoo/reviewkd
 CFG=experiments/reviewkd
 SEEDS=${SEEDS:-"0 1 2"}

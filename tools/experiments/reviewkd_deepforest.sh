@@ -21,15 +21,10 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
-fi
+source tools/experiments/lib.sh
 WORK=${WORK:-work_dirs/reviewkd_deepforest}
 SEEDS=${SEEDS:-"0 1 2"}
 CFG=experiments/reviewkd
-# One intra-op thread: small models, and several times faster than two when
-# the cores are shared.
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 OPTS=()
 if [ "${TINY:-0}" = 1 ]; then
@@ -43,7 +38,6 @@ if [ ! -f data/deepforest_coco/annotations/instances_train.json ]; then
     exit 1
 fi
 
-source tools/experiments/resumable_run.sh
 
 start=$(date +%s)
 run teacher_r50 "$CFG/fcos_r50-w32_fpn_1xb4-200e_deepforest.py" 0
@@ -66,5 +60,6 @@ echo "all runs: $(( ($(date +%s) - start) / 60 )) min"
 README_ARGS=(--readme configs/reviewkd/README.md)
 if [ "${TINY:-0}" = 1 ]; then README_ARGS=(); fi
 if [ -n "${MERGE:-}" ]; then README_ARGS+=(--merge-results "$MERGE"); fi
-"$PYTHON" tools/experiments/collect_reviewkd.py deepforest "$WORK" \
+"$PYTHON" tools/experiments/collect_paired_protocol.py \
+    --preset reviewkd-deepforest "$WORK" \
     ${README_ARGS[@]+"${README_ARGS[@]}"}

@@ -23,17 +23,11 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
-fi
+source tools/experiments/lib.sh
 WORK=${WORK:-work_dirs/reviewkd_fashion_mnist}
 SEEDS=${SEEDS:-"0 1 2"}
 RUNS=${RUNS:-"baseline reviewkd kd"}
 CFG=experiments/reviewkd
-# Small models: one intra-op thread per process wastes nothing on 2 cores
-# and does not slow down when the cores are shared; the data loader worker
-# takes the other core.
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 OPTS=()
 if [ "${TINY:-0}" = 1 ]; then
@@ -47,7 +41,6 @@ if [ ! -f data/fashion_mnist/train-images-idx3-ubyte ]; then
     exit 1
 fi
 
-source tools/experiments/resumable_run.sh
 
 best_ckpt() {  # the best checkpoint of a work dir
     ls -t "$1"/best_accuracy_top1_epoch_*.pth | head -n 1
@@ -87,5 +80,6 @@ echo "all runs: $(( ($(date +%s) - start) / 60 )) min"
 README_ARGS=(--readme configs/reviewkd/README.md)
 if [ "${TINY:-0}" = 1 ]; then README_ARGS=(); fi
 if [ -n "${MERGE:-}" ]; then README_ARGS+=(--merge-results "$MERGE"); fi
-"$PYTHON" tools/experiments/collect_reviewkd.py fashion-mnist "$WORK" \
+"$PYTHON" tools/experiments/collect_paired_protocol.py \
+    --preset reviewkd-fashion-mnist "$WORK" \
     ${README_ARGS[@]+"${README_ARGS[@]}"}

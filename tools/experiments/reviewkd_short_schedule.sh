@@ -21,9 +21,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
-if [ -z "${PYTHON:-}" ]; then
-    if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
-fi
+source tools/experiments/lib.sh
 WORK=${WORK:-work_dirs/reviewkd_short_schedule}
 SEEDS=${SEEDS:-"0 1 2 3 4"}
 LRS=${LRS:-"0.05 0.1 0.2"}
@@ -32,15 +30,12 @@ STAGE=${STAGE:-all}
 CFG=experiments/reviewkd
 BASELINE="$CFG/resnet20_1xb128-1e_fashion-mnist-20k.py"
 REVIEWKD="$CFG/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist-20k.py"
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 OPTS=()
 FIT_INDICES=20000  # the training subset
 
 if [ ! -f data/fashion_mnist/t10k-labels-idx1-ubyte ]; then
     "$PYTHON" tools/dataset_converters/prepare_fashion_mnist.py data/fashion_mnist
 fi
-source tools/experiments/resumable_run.sh
-source tools/experiments/protocol_jobs.sh
 
 select_baseline_lr "$BASELINE"
 [ "$STAGE" = select ] && exit 0

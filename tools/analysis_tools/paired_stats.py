@@ -6,7 +6,7 @@ initialisation, so ``arm[seed] - baseline[seed]`` removes the seed's own
 effect; the 95 % interval is the Student-t interval over these differences,
 ``mean +- t_{0.975, n-1} * sd / sqrt(n)`` (``sd`` the sample standard
 deviation, n - 1 degrees of freedom). Used by
-``tools/experiments/collect_*.py``.
+``tools/experiments/collect_paired_protocol.py``.
 """
 import math
 import statistics

@@ -1,11 +1,11 @@
-"""mmkd.utils.paired_stats against hand computations."""
+"""tools/analysis_tools/paired_stats.py against hand computations."""
 import math
 
 import pytest
 
-from mmkd.utils.paired_stats import (comparison_lines, format_comparison,
-                                     format_mean_std, mean_std,
-                                     paired_comparison, t_quantile)
+from paired_stats import (comparison_lines, format_comparison,
+                          format_mean_std, mean_std, paired_comparison,
+                          t_quantile)
 
 # two-sided 95 % quantiles t_{0.975, df} of a printed t table
 T975 = {1: 12.706205, 2: 4.302653, 4: 2.776445}

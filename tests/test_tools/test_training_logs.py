@@ -1,11 +1,10 @@
-"""mmkd.utils.training_logs on hand-written MMEngine logs."""
+"""tools/analysis_tools/training_logs.py on hand-written MMEngine logs."""
 import json
 
 import pytest
 
-from mmkd.utils.training_logs import (load_run, parse_text_log,
-                                      replace_marked_block, series,
-                                      wall_minutes)
+from training_logs import (load_run, parse_text_log, replace_marked_block,
+                           series, wall_minutes)
 
 PRE = '2026/12/01 20:{:02d}:{:02d} - mmengine - INFO - '
 # an epoch-based run: 10 iterations an epoch, logged every 5, a validation

@@ -1,5 +1,5 @@
-"""tools/experiments/collect_frskd.py on hand-written work dirs."""
-import importlib.util
+"""collect_paired_protocol.py --preset frskd-fashion-mnist on hand-written
+work dirs."""
 import json
 import os.path as osp
 import statistics
@@ -10,12 +10,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
-def collector():
-    spec = importlib.util.spec_from_file_location(
-        'collect_frskd', osp.join(ROOT, 'tools/experiments/collect_frskd.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def collector(load_tool):
+    return load_tool('experiments/collect_paired_protocol.py')
 
 
 def write_run(root, run, seed, accs, done=True, stamp='20260101_000000'):
@@ -38,12 +34,12 @@ def test_final_best_mean_std_and_readme_block(tmp_path, collector):
     for seed, accs in frskd.items():
         write_run(tmp_path, 'frskd', seed, accs, done=(seed != 2))
 
-    results = collector.collect(str(tmp_path))
+    results = collector.collect_preset('frskd-fashion-mnist', str(tmp_path))
     assert set(results['frskd']['seeds']) == {'seed0', 'seed1'}  # 2 unfinished
     assert results['baseline']['seeds']['seed1']['final'] == 86.0
     assert results['baseline']['seeds']['seed1']['best'] == 86.5
 
-    text = collector.table(results)
+    text = collector.preset_table('frskd-fashion-mnist', results)
     final_base = [84.0, 86.0]
     final_frskd = [88.0, 87.5]
     assert (f'| ResNet-14 (CE only) | 2 | '
@@ -56,7 +52,7 @@ def test_final_best_mean_std_and_readme_block(tmp_path, collector):
     readme = tmp_path / 'README.md'
     readme.write_text('# x\n<!-- frskd-fashion-mnist:start -->\nold\n'
                       '<!-- frskd-fashion-mnist:end -->\ntail\n')
-    collector.update_readme(str(readme), text)
+    collector.replace_marked_block(str(readme), 'frskd-fashion-mnist', text)
     content = readme.read_text()
     assert 'old' not in content and text in content
     assert content.endswith('<!-- frskd-fashion-mnist:end -->\ntail\n')
@@ -66,7 +62,8 @@ def test_missing_readme_block_raises(tmp_path, collector):
     readme = tmp_path / 'README.md'
     readme.write_text('no block\n')
     with pytest.raises(ValueError, match='frskd-fashion-mnist'):
-        collector.update_readme(str(readme), 'table\n')
+        collector.replace_marked_block(str(readme), 'frskd-fashion-mnist',
+                                       'table\n')
 
 
 def test_the_shipped_readme_has_the_block(collector):
@@ -83,7 +80,9 @@ def test_paired_interval_and_unpaired_seed(tmp_path, collector):
         write_run(tmp_path, 'baseline', seed, accs)
     for seed, accs in frskd.items():
         write_run(tmp_path, 'frskd', seed, accs)
-    text = collector.table(collector.collect(str(tmp_path)))
+    text = collector.preset_table(
+        'frskd-fashion-mnist',
+        collector.collect_preset('frskd-fashion-mnist', str(tmp_path)))
     diffs = [86.0 - 85.0, 89.0 - 86.0, 87.0 - 84.0]  # 1, 3, 3
     mean = statistics.mean(diffs)
     half = 4.302653 * statistics.stdev(diffs) / 3**0.5  # t_{0.975, 2}
@@ -102,17 +101,17 @@ def test_from_results_retabulates_the_same_table(tmp_path, collector):
     for seed, (b, f) in enumerate([(84.0, 85.0), (85.0, 85.5)]):
         write_run(tmp_path, 'baseline', seed, [80.0, b])
         write_run(tmp_path, 'frskd', seed, [80.0, f])
-    collector.main([str(tmp_path)])
+    collector.main(['--preset', 'frskd-fashion-mnist', str(tmp_path)])
     text = (tmp_path / 'results.md').read_text()
     readme = tmp_path / 'README.md'
     readme.write_text('<!-- frskd-fashion-mnist:start -->\n'
                       '<!-- frskd-fashion-mnist:end -->\n')
     collector.main([
-        '--from-results',
+        '--preset', 'frskd-fashion-mnist', '--from-results',
         str(tmp_path / 'results.json'), '--readme',
         str(readme)
     ])
     assert text in readme.read_text()
     assert 'on 2 of 2 seeds' in text
     with pytest.raises(SystemExit):
-        collector.main([])  # neither a work dir nor --from-results
+        collector.main(['--preset', 'frskd-fashion-mnist'])  # no input

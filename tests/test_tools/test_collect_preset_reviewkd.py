@@ -1,5 +1,5 @@
-"""tools/experiments/collect_reviewkd.py on hand-written work dirs."""
-import importlib.util
+"""collect_paired_protocol.py --preset reviewkd-* on hand-written work
+dirs."""
 import json
 import os.path as osp
 import statistics
@@ -10,13 +10,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
-def collector():
-    spec = importlib.util.spec_from_file_location(
-        'collect_reviewkd',
-        osp.join(ROOT, 'tools/experiments/collect_reviewkd.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def collector(load_tool):
+    return load_tool('experiments/collect_paired_protocol.py')
 
 
 def write_run(root, run, seed, values, key='coco/bbox_mAP', done=True):
@@ -39,11 +34,11 @@ def test_detection_table_deltas_and_paired_wins(tmp_path, collector):
         write_run(tmp_path, 'reviewkd_r50-r18', seed, rkd[seed])
     write_run(tmp_path, 'reviewkd_r50-r18', 3, [0.9], done=False)
 
-    results = collector.collect('deepforest', str(tmp_path))
+    results = collector.collect_preset('reviewkd-deepforest', str(tmp_path))
     assert set(results['reviewkd_r50-r18']['seeds']) == {
         'seed0', 'seed1', 'seed2'}  # seed3 unfinished
     assert results['baseline_r18']['seeds']['seed1']['best'] == 0.12
-    text = collector.table('deepforest', results)
+    text = collector.preset_table('reviewkd-deepforest', results)
 
     final_base = [100 * v[-1] for v in base.values()]
     final_rkd = [100 * v[-1] for v in rkd.values()]
@@ -62,7 +57,7 @@ def test_no_detection_counts_as_zero(tmp_path, collector):
     (tmp_path / 'baseline_r18' / 'seed0' / '20260101_000000' / 'vis_data' /
      'scalars.json').write_text(json.dumps({'loss': 1.0}) + '\n')
     (tmp_path / 'baseline_r18' / 'seed0' / 'done').write_text('')
-    results = collector.collect('deepforest', str(tmp_path))
+    results = collector.collect_preset('reviewkd-deepforest', str(tmp_path))
     assert results['baseline_r18']['seeds']['seed0']['final'] == 0.0
 
 
@@ -79,8 +74,9 @@ def test_paired_t_interval_of_each_distilled_student(tmp_path, collector):
     for seed in base:
         write_run(tmp_path, 'baseline_r18', seed, base[seed])
         write_run(tmp_path, 'reviewkd_r50-r18', seed, rkd[seed])
-    text = collector.table('deepforest', collector.collect('deepforest',
-                                                           str(tmp_path)))
+    text = collector.preset_table(
+        'reviewkd-deepforest',
+        collector.collect_preset('reviewkd-deepforest', str(tmp_path)))
     diffs = [100 * (rkd[s][-1] - base[s][-1]) for s in base]  # 3, -1, 3
     mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
     half = 4.302653 * sd / 3**0.5
@@ -94,8 +90,9 @@ def test_one_seed_and_missing_baseline_seed_are_reported(tmp_path, collector):
     write_run(tmp_path, 'baseline_resnet20', 1, [86.0], key='accuracy/top1')
     write_run(tmp_path, 'kd_resnet56-resnet20', 0, [86.5],
               key='accuracy/top1')
-    text = collector.table('fashion-mnist',
-                           collector.collect('fashion-mnist', str(tmp_path)))
+    text = collector.preset_table(
+        'reviewkd-fashion-mnist',
+        collector.collect_preset('reviewkd-fashion-mnist', str(tmp_path)))
     kd = [line for line in text.splitlines() if 'KD (T=4) - baseline' in line]
     assert len(kd) == 1
     assert '(mean final top-1 (%)): +1.50' in kd[0]
@@ -122,14 +119,15 @@ def test_merge_adds_new_seeds_and_the_bf16_pair(tmp_path, collector):
     write_run(tmp_path, 'reviewkd_resnet56-resnet20_bf16', 0, [88.3], key=key)
     write_run(tmp_path, 'reviewkd_resnet56-resnet20_bf16', 1, [88.1], key=key)
     write_run(tmp_path, 'baseline_resnet20', 2, [85.0], key=key)
-    merged = collector.merge(released,
-                             collector.collect('fashion-mnist', str(tmp_path)))
+    merged = collector.merge_results(
+        released,
+        collector.collect_preset('reviewkd-fashion-mnist', str(tmp_path)))
     assert set(merged['baseline_resnet20']['seeds']) == {
         'seed0', 'seed1', 'seed2'}
     assert released['baseline_resnet20']['seeds'].keys() == {'seed0', 'seed1'}
     assert merged['reviewkd_resnet56-resnet20']['seeds']['seed1'][
         'final'] == 88.5
-    text = collector.table('fashion-mnist', merged)
+    text = collector.preset_table('reviewkd-fashion-mnist', merged)
     pair = [line for line in text.splitlines()
             if 'bf16 autocast (`--amp`) - ResNet-20 + ReviewKD' in line]
     assert len(pair) == 1

@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -6,12 +5,10 @@ import statistics
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-spec = importlib.util.spec_from_file_location(
-    'collect_skd_nuclei',
-    osp.join(ROOT, 'tools', 'experiments', 'collect_skd_nuclei.py'))
-collect_skd_nuclei = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(collect_skd_nuclei)
+
+@pytest.fixture(scope='module')
+def collector(load_tool):
+    return load_tool('experiments/collect_paired_protocol.py')
 
 
 def fake_run(work_dir, miou, times=(0.5, 0.3, 0.4), iters=600, wall=None):
@@ -33,9 +30,9 @@ def fake_run(work_dir, miou, times=(0.5, 0.3, 0.4), iters=600, wall=None):
             f.write(str(wall))
 
 
-def test_collect_table_and_readme(tmp_path):
+def test_collect_table_and_readme(tmp_path, collector):
     work = str(tmp_path / 'work')
-    fake_run(osp.join(work, 'teacher'), 80.0, iters=1200, wall=500)
+    fake_run(osp.join(work, 'teacher', 'seed0'), 80.0, iters=1200, wall=500)
     values = {
         'baseline': [70.0, 72.0, 71.0],
         'pi': [73.0, 74.0, 75.5],
@@ -47,14 +44,14 @@ def test_collect_table_and_readme(tmp_path):
             fake_run(osp.join(work, variant, f'seed{seed}'), miou, wall=60)
     os.makedirs(osp.join(work, 'all', 'seed0'))  # started, no result yet
 
-    results = collect_skd_nuclei.collect(work)
+    results = collector.collect_preset('skd-nuclei', work)
     assert results['teacher']['mIoU'] == 80.0
     assert results['teacher']['sec_per_iter'] == 0.4  # median
     assert results['teacher']['wall_seconds'] == 500
     assert results['students']['all'] == {}
     assert sorted(results['students']['pi']) == ['seed0', 'seed1', 'seed2']
 
-    table = collect_skd_nuclei.markdown(results)
+    table = collector.preset_table('skd-nuclei', results)
     rows = {
         line.split('|')[1].strip(): line
         for line in table.splitlines() if line.startswith('|')
@@ -69,7 +66,8 @@ def test_collect_table_and_readme(tmp_path):
     readme = tmp_path / 'README.md'
     readme.write_text('# SKD\nbefore\n<!-- skd-nuclei:start -->\nold table\n'
                       '<!-- skd-nuclei:end -->\nafter\n')
-    collect_skd_nuclei.main([work, '--readme', str(readme)])
+    collector.main(
+            ['--preset', 'skd-nuclei', work, '--readme', str(readme)])
     text = readme.read_text()
     assert 'old table' not in text
     assert text.startswith('# SKD\nbefore\n<!-- skd-nuclei:start -->\n')
@@ -80,10 +78,11 @@ def test_collect_table_and_readme(tmp_path):
 
     readme.write_text('no markers\n')
     with pytest.raises(ValueError, match='skd-nuclei:start'):
-        collect_skd_nuclei.main([work, '--readme', str(readme)])
+        collector.main(
+            ['--preset', 'skd-nuclei', work, '--readme', str(readme)])
 
 
-def test_paired_lines_per_variant(tmp_path):
+def test_paired_lines_per_variant(tmp_path, collector):
     work = str(tmp_path / 'work')
     values = {
         'baseline': [70.0, 72.0, 71.0],
@@ -93,7 +92,8 @@ def test_paired_lines_per_variant(tmp_path):
     for variant, mious in values.items():
         for seed, miou in enumerate(mious):
             fake_run(osp.join(work, variant, f'seed{seed}'), miou)
-    text = collect_skd_nuclei.markdown(collect_skd_nuclei.collect(work))
+    text = collector.preset_table(
+        'skd-nuclei', collector.collect_preset('skd-nuclei', work))
     half = 4.302653 / 3**0.5  # sd of 1, 2, 3 is 1
     assert ('- PSPNet-R18 + Pi - baseline (mean final mIoU (%)): +2.00; '
             'better than the baseline of the same seed on 3 of 3 seeds; '
