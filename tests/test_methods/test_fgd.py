@@ -187,7 +187,9 @@ def test_probe_gives_fgd_valid_ground_truth(teacher_ckpt):
         for a, s in mapping
     })
     assert torch.isfinite(loss)
-    assert probe_ground_truth('gt_label', inputs, model.student) is None
+    # a classifier's labels asked of a detector: refused, naming the fix
+    with pytest.raises(ValueError, match='not an mmpretrain classifier'):
+        probe_ground_truth('gt_label', inputs, model.student)
 
 
 def test_no_boxes_in_the_data_samples_says_what_to_fix():
