@@ -90,6 +90,15 @@ PAIRED = [
                 ('dist', 'ResNet-20 + DIST')],
           name='DIST', versus=['kd', 'dist'], family_wise=True,
           reference=('kd', 'ResNet-20 + KD'))),
+    ('skd', 'nuclei-protocol', 'nuclei_protocol',
+     dict(arms=[('baseline', 'PSPNet-R18 (CE)'),
+                ('skd-pi', '+ SKD pixel-wise'),
+                ('skd-pi-pa', '+ SKD pixel + pair-wise'),
+                ('skd', '+ SKD pixel + pair-wise + holistic'),
+                ('cirkd', '+ CIRKD'), ('cwd', '+ CWD'), ('mgd', '+ MGD')],
+          name='the method', metric='mIoU',
+          versus=['skd', 'cirkd', 'cwd', 'mgd'], family_wise=True,
+          teacher=('teacher', 'PSPNet-R34 teacher'))),
 ]
 
 
