@@ -7,7 +7,7 @@
 # 2000 / 16 = 125 region steps): 10000 pixels and 1000 regions per class;
 # contrast sets as the authors' script, 4096 // 2 + 1 and 1024 // 2 + 1.
 _base_ = [
-    '../../experiments/skd/pspnet_r18-d8_1xb8-450iter_stardist-64x64.py',
+    '../vanilla/stardist/pspnet_r18-d8_1xb8-450iter_stardist-64x64.py',
     './_base_/cirkd_seg.py'
 ]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
@@ -17,7 +17,7 @@ model = dict(
     _delete_=True,
     student=_base_.model,
     teacher=dict(
-        config='{{fileDirname}}/../../experiments/skd/'
+        config='{{fileDirname}}/../vanilla/stardist/'
         'pspnet_r34-d8_1xb8-900iter_stardist-64x64.py',
         # trained by tools/experiments/skd_nuclei.sh
         checkpoint='work_dirs/skd_nuclei/teacher/iter_900.pth'),

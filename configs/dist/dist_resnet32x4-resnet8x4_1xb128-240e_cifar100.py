@@ -3,7 +3,7 @@
 # beta = gamma = 1, the DIST term weighted 2 (docs/en/methods.md#dist), on
 # the resnet8x4 baseline of the ReviewKD configs (batch 128 at lr 0.1: the
 # authors' lr per sample); SGD without nesterov, lr x0.1 at 150, 180, 210.
-_base_ = ['../reviewkd/baselines/resnet8x4_1xb128-240e_cifar100.py']
+_base_ = ['../vanilla/cifar100/resnet8x4_1xb128-240e_cifar100.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
 model = dict(
@@ -12,7 +12,7 @@ model = dict(
     type='Distiller',
     student=_base_.model,
     teacher=dict(
-        config='{{fileDirname}}/../reviewkd/baselines/'
+        config='{{fileDirname}}/../vanilla/cifar100/'
         'resnet32x4_1xb128-240e_cifar100.py',
         checkpoint='checkpoints/reviewkd/resnet32x4_1xb128-240e_cifar100.pth'),
     taps=dict(s_logits='student.head.fc', t_logits='teacher.head.fc'),

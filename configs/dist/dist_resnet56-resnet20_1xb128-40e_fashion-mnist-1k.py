@@ -3,10 +3,7 @@
 # replaced by DIST at the authors' CIFAR settings (T = 4, beta = gamma = 1,
 # weight 2, as configs/dist/dist_resnet32x4-resnet8x4_1xb128-240e_cifar100.py),
 # not tuned here; data, lr and schedule of the CE baseline.
-_base_ = [
-    '../../experiments/reviewkd/'
-    'kd_resnet56-resnet20_1xb128-40e_fashion-mnist-1k.py'
-]
+_base_ = ['../kd/kd_resnet56-resnet20_1xb128-40e_fashion-mnist-1k.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
 model = dict(

@@ -8,7 +8,7 @@
 # (the CRD CIFAR-100 setting, batch 128, lr 0.1); the authors ran batch 64 at
 # lr 0.05 (the same lr per sample), SGD without nesterov, and divided the lr
 # by 10 from the 0-based epochs 150, 180 and 210; both are set below.
-_base_ = ['../reviewkd/baselines/resnet8x4_1xb128-240e_cifar100.py']
+_base_ = ['../vanilla/cifar100/resnet8x4_1xb128-240e_cifar100.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
 model = dict(
@@ -17,7 +17,7 @@ model = dict(
     type='Distiller',
     student=_base_.model,
     teacher=dict(
-        config='{{fileDirname}}/../reviewkd/baselines/'
+        config='{{fileDirname}}/../vanilla/cifar100/'
         'resnet32x4_1xb128-240e_cifar100.py',
         # train it with that config, then copy its best checkpoint here
         checkpoint='checkpoints/reviewkd/resnet32x4_1xb128-240e_cifar100.pth'),

@@ -5,7 +5,7 @@
 #          + beta * sum over the 4 FPN levels of AT,  alpha 1, beta 50
 # KD/AT are off for the first 2/3 of training and then ramp up as
 # exp(-5 (1 - t)^2) (their 40 of 60 epochs, here iterations).
-_base_ = ['./baselines/fpn_r50_4xb4-40k_voc12aug-512x512_baseline.py']
+_base_ = ['../vanilla/voc12aug/fpn_r50_4xb4-40k_voc12aug-512x512_baseline.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 
 model = dict(

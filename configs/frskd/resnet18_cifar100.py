@@ -1,8 +1,9 @@
 # FRSKD (Ji et al., CVPR 2021): ResNet-18 self-distilled on CIFAR-100 with
 # the BiFPNc self-teacher, alpha 2, beta 100, T 4 (the authors' README).
-# Data, student and schedule: the baseline twin resnet18_cifar100_baseline.py.
+# Data, student and schedule: the baseline twin
+# configs/vanilla/cifar100/resnet18_cifar100_baseline.py.
 _base_ = [
-    './baselines/resnet18_cifar100_baseline.py',
+    '../vanilla/cifar100/resnet18_cifar100_baseline.py',
     './_base_/frskd_resnet.py'
 ]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)

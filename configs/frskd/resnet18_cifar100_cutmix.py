@@ -1,7 +1,7 @@
 # FRSKD + CutMix (the authors' --aug cutmix --aug_a 1.0); see
 # resnet18_cifar100_mixup.py for the soft-target CE.
 _base_ = [
-    './baselines/resnet18_cifar100_cutmix_baseline.py',
+    '../vanilla/cifar100/resnet18_cifar100_cutmix_baseline.py',
     './_base_/frskd_resnet.py'
 ]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)

@@ -3,7 +3,7 @@
 # soft targets (`gt_score` = lam * y_a + (1 - lam) * y_b), which equals the
 # authors' lam * CE(y_a) + (1 - lam) * CE(y_b).
 _base_ = [
-    './baselines/resnet18_cifar100_mixup_baseline.py',
+    '../vanilla/cifar100/resnet18_cifar100_mixup_baseline.py',
     './_base_/frskd_resnet.py'
 ]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)

@@ -3,7 +3,7 @@
 # alpha 2, beta 100, T 4: the authors' published (CIFAR-100) values; the
 # paper's per-dataset table could not be verified (README.md).
 _base_ = [
-    './baselines/resnet18_stanford40_baseline.py',
+    '../vanilla/stanford40/resnet18_stanford40_baseline.py',
     './_base_/frskd_resnet.py'
 ]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)

@@ -2,7 +2,7 @@
 # authors). alpha 2, beta 100, T 4: the authors' CIFAR-100 values (their
 # TinyImageNet values are not known here, see README.md).
 _base_ = [
-    './baselines/resnet18_tinyimagenet_baseline.py',
+    '../vanilla/tinyimagenet/resnet18_tinyimagenet_baseline.py',
     './_base_/frskd_resnet.py'
 ]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)

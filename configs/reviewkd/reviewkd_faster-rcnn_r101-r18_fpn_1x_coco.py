@@ -1,9 +1,11 @@
 # ReviewKD on the FPN of Faster R-CNN R101 -> R18 (official weight 1.2, no
 # warm-up); the student is mmdet's R50 config with depth 18
-# (baselines/faster-rcnn_r18_fpn_1x_coco.py). Review path over p2..p6, HCL
-# against the teacher's FPN outputs; the teacher runs backbone + neck only.
+# (configs/vanilla/coco/faster-rcnn_r18_fpn_1x_coco.py). Review path over
+# p2..p6, HCL against the teacher's FPN outputs; the teacher runs backbone +
+# neck only.
 _base_ = [
-    './baselines/faster-rcnn_r18_fpn_1x_coco.py', './_base_/reviewkd_fpn.py'
+    '../vanilla/coco/faster-rcnn_r18_fpn_1x_coco.py',
+    './_base_/reviewkd_fpn.py'
 ]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 

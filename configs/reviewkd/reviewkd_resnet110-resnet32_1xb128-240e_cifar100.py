@@ -3,7 +3,7 @@
 # outputs + the pooled feature; teacher: the pre-ReLU residual sums of the last
 # block of each stage + the pooled feature.
 _base_ = [
-    './baselines/resnet32_1xb128-240e_cifar100.py',
+    '../vanilla/cifar100/resnet32_1xb128-240e_cifar100.py',
     './_base_/reviewkd_cifar.py'
 ]
 
@@ -12,7 +12,8 @@ model = dict(
     _delete_=True,
     student=_base_.model,
     teacher=dict(
-        config='{{fileDirname}}/baselines/resnet110_1xb128-240e_cifar100.py',
+        config='{{fileDirname}}/../vanilla/cifar100/'
+        'resnet110_1xb128-240e_cifar100.py',
         # train it with that config, then copy its best checkpoint here
         checkpoint='checkpoints/reviewkd/resnet110_1xb128-240e_cifar100.pth'),
     taps=dict(

@@ -5,7 +5,7 @@
 # The student's maps are half the teacher's size: the review path resizes
 # (nearest) to the teacher's sizes, taken from `targets`.
 _base_ = [
-    './baselines/shufflenet-v1_1xb128-240e_cifar100.py',
+    '../vanilla/cifar100/shufflenet-v1_1xb128-240e_cifar100.py',
     './_base_/reviewkd_cifar.py'
 ]
 
@@ -14,7 +14,8 @@ model = dict(
     _delete_=True,
     student=_base_.model,
     teacher=dict(
-        config='{{fileDirname}}/baselines/resnet32x4_1xb128-240e_cifar100.py',
+        config='{{fileDirname}}/../vanilla/cifar100/'
+        'resnet32x4_1xb128-240e_cifar100.py',
         # train it with that config, then copy its best checkpoint here
         checkpoint='checkpoints/reviewkd/resnet32x4_1xb128-240e_cifar100.pth'),
     taps=dict(

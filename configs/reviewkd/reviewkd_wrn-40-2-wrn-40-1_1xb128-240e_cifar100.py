@@ -3,7 +3,7 @@
 # (pre-activation WRN) + the pooled feature; teacher: each stage output through
 # the next BN without its ReLU + the pooled feature.
 _base_ = [
-    './baselines/wrn-40-1_1xb128-240e_cifar100.py',
+    '../vanilla/cifar100/wrn-40-1_1xb128-240e_cifar100.py',
     './_base_/reviewkd_cifar.py'
 ]
 
@@ -12,7 +12,8 @@ model = dict(
     _delete_=True,
     student=_base_.model,
     teacher=dict(
-        config='{{fileDirname}}/baselines/wrn-40-2_1xb128-240e_cifar100.py',
+        config='{{fileDirname}}/../vanilla/cifar100/'
+        'wrn-40-2_1xb128-240e_cifar100.py',
         # train it with that config, then copy its best checkpoint here
         checkpoint='checkpoints/reviewkd/wrn-40-2_1xb128-240e_cifar100.pth'),
     taps=dict(

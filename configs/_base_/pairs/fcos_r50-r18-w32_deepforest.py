@@ -2,9 +2,7 @@
 # R-18/2 student and FCOS R-50/2 teacher on the DeepForest tiles, the
 # student's recipe (100 epochs), taps s0-s2 / t0-t2 on the three FPN levels
 # the head uses (p3-p5). A method's config adds its losses.
-_base_ = [
-    '../../../experiments/reviewkd/fcos_r18-w32_fpn_1xb4-100e_deepforest.py'
-]
+_base_ = ['../../vanilla/deepforest/fcos_r18-w32_fpn_1xb4-100e_deepforest.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 # trained by tools/experiments/detection_protocol.sh
 teacher_ckpt = 'work_dirs/detection_protocol/teacher/seed0/epoch_200.pth'
@@ -14,7 +12,7 @@ model = dict(
     type='Distiller',
     student=_base_.model,
     teacher=dict(
-        config='{{fileDirname}}/../../../experiments/reviewkd/'
+        config='{{fileDirname}}/../../vanilla/deepforest/'
         'fcos_r50-w32_fpn_1xb4-200e_deepforest.py',
         checkpoint=teacher_ckpt),
     taps={

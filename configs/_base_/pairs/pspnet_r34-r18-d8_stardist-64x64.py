@@ -3,7 +3,7 @@
 # recipe (450 iterations), taps s_logits / t_logits on the decode heads'
 # 1/8-resolution logits. A method's config adds its losses.
 _base_ = [
-    '../../../experiments/skd/pspnet_r18-d8_1xb8-450iter_stardist-64x64.py'
+    '../../vanilla/stardist/pspnet_r18-d8_1xb8-450iter_stardist-64x64.py'
 ]
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 model = dict(
@@ -12,7 +12,7 @@ model = dict(
     type='Distiller',
     student=_base_.model,
     teacher=dict(
-        config='{{fileDirname}}/../../../experiments/skd/'
+        config='{{fileDirname}}/../../vanilla/stardist/'
         'pspnet_r34-d8_1xb8-900iter_stardist-64x64.py',
         # trained by tools/experiments/nuclei_protocol.sh
         checkpoint='work_dirs/nuclei_protocol/teacher/seed0/iter_900.pth'),
