@@ -21,7 +21,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # A stand-in for `python`: appends its arguments (one line, tab-separated)
 # to $CALLS; tools/train.py writes <work-dir>/last_checkpoint, or kills
 # itself (SIGKILL) when its config is $KILL_CONFIG; tools/test.py writes the
-# --out json.
+# --out json. With $THREADS set, each call also appends its config and
+# OMP_NUM_THREADS there.
 STAND_IN = textwrap.dedent(r'''
     #!/usr/bin/env bash
     (IFS=$'\t'; echo "start $(date +%s.%N) $*") >> "$CALLS"
@@ -34,6 +35,7 @@ STAND_IN = textwrap.dedent(r'''
         esac
         shift
     done
+    [ -z "${THREADS:-}" ] || echo "$config $OMP_NUM_THREADS" >> "$THREADS"
     sleep "${SLEEP:-0}"
     case $script in
         tools/train.py)
@@ -147,3 +149,57 @@ def test_throttle_keeps_jobs_trainings_at_a_time(shell, tmp_path):
         running += step
         peak = max(peak, running)
     assert peak == 2 and len(events) == 10
+
+
+def test_run_protocol_trains_the_teacher_alone_then_seeds_by_arms(
+        shell, tmp_path):
+    """The teacher first, with JOBS threads and nothing beside it; then each
+    seed x arm with the teacher's checkpoint (not the baseline) and the
+    script's arm_options hook; at most JOBS trainings at a time."""
+    script = ('declare -A CONFIG=([baseline]=b.py [kd]=kd.py [fgd]=fgd.py)\n'
+              'arm_options() { [ "$1" != fgd ] || echo "head.init=$2"; }\n'
+              'run_protocol t.py\n')
+    threads = tmp_path / 'threads'
+    proc, calls = shell(script, SEEDS='0 1', ARMS='baseline kd fgd',
+                        JOBS='2', EVALUATE='0', SLEEP='0.2',
+                        THREADS=str(threads), OMP_NUM_THREADS='1')
+    assert proc.returncode == 0, proc.stderr
+    work = tmp_path / 'work'
+    ckpt = str(work / 'teacher' / 'seed0' / 'iter_1.pth')
+    assert calls[0][:2] == ['tools/train.py', 't.py']
+    trained = sorted((c[1], c[c.index('--cfg-options') + 1:][0],
+                      tuple(c[c.index('--cfg-options') + 2:]))
+                     for c in calls[1:])
+    assert trained == sorted(
+        [('b.py', f'randomness.seed={s}', ()) for s in (0, 1)] +
+        [('kd.py', f'randomness.seed={s}',
+          (f'model.teacher.checkpoint={ckpt}', )) for s in (0, 1)] +
+        [('fgd.py', f'randomness.seed={s}',
+          (f'model.teacher.checkpoint={ckpt}', f'head.init={ckpt}'))
+         for s in (0, 1)])
+    # the teacher with JOBS threads, the students with one each
+    assert sorted(threads.read_text().splitlines()) == sorted(
+        ['t.py 2'] + [f'{c}.py 1' for c in ('b', 'kd', 'fgd')] * 2)
+    events = []
+    for line in (tmp_path / 'calls').read_text().splitlines():
+        kind, stamp = line.split(' ')[:2]
+        events.append((float(stamp), 1 if kind == 'start' else -1))
+    events.sort(key=lambda e: (e[0], e[1]))
+    # the teacher ends before any student starts
+    assert events[0][1] == 1 and events[1][1] == -1
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak == 2 and len(events) == 14
+    for arm in ('baseline', 'kd', 'fgd'):
+        assert (work / arm / 'seed1' / 'done').exists()
+
+
+def test_run_protocol_stops_when_the_teacher_fails(shell, tmp_path):
+    script = ('declare -A CONFIG=([baseline]=b.py)\n'
+              'run_protocol t.py || echo "returned $?"\n')
+    proc, calls = shell(script, SEEDS='0', ARMS='baseline', EVALUATE='0',
+                        KILL_CONFIG='t.py')
+    assert 'returned 1' in proc.stdout
+    assert [c[1] for c in calls] == ['t.py']  # no student trained

@@ -27,17 +27,16 @@ SEEDS=${SEEDS:-"0 1 2 3 4"}
 ARMS=${ARMS:-"baseline reviewkd cwd pkd fgd mgd"}
 JOBS=${JOBS:-2}
 DATA=data/deepforest_coco_test
-EXP=experiments/reviewkd
 STEM=fcos_r50-r18-w32_fpn_1xb4-100e_deepforest.py
 declare -A CONFIG=(
-    [baseline]=$EXP/fcos_r18-w32_fpn_1xb4-100e_deepforest.py
-    [reviewkd]=$EXP/reviewkd_$STEM
+    [baseline]=configs/vanilla/deepforest/fcos_r18-w32_fpn_1xb4-100e_deepforest.py
+    [reviewkd]=configs/reviewkd/reviewkd_$STEM
     [cwd]=configs/cwd/cwd_$STEM
     [pkd]=configs/pkd/pkd_$STEM
     [fgd]=configs/fgd/fgd_$STEM
     [mgd]=configs/mgd/mgd_$STEM
 )
-TEACHER_CONFIG=$EXP/fcos_r50-w32_fpn_1xb4-200e_deepforest.py
+TEACHER_CONFIG=configs/vanilla/deepforest/fcos_r50-w32_fpn_1xb4-200e_deepforest.py
 # the three splits of $DATA, for training, validation and the test
 OPTS=(train_dataloader.dataset.data_root=$DATA
       val_dataloader.dataset.data_root=$DATA
@@ -55,25 +54,14 @@ if [ ! -f "$DATA/annotations/instances_test.json" ]; then
     "$PYTHON" tools/dataset_converters/deepforest_to_coco.py "$DATA" --test-residue 1
 fi
 
-# the teacher: every thread, nothing beside it
-OMP_NUM_THREADS=$JOBS MKL_NUM_THREADS=$JOBS
-job teacher "$TEACHER_CONFIG" 0
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-TEACHER=$(cat "$WORK/teacher/seed0/last_checkpoint")
-for seed in $SEEDS; do
-    for arm in $ARMS; do
-        extra=()
-        case $arm in
-            baseline) ;;
-            fgd|mgd) extra=(model.teacher.checkpoint="$TEACHER"
-                            model.student.bbox_head.init_cfg.checkpoint="$TEACHER") ;;
-            *) extra=(model.teacher.checkpoint="$TEACHER") ;;
-        esac
-        throttle
-        job "$arm" "${CONFIG[$arm]}" "$seed" ${extra[@]+"${extra[@]}"} &
-    done
-done
-wait
+# run_protocol's hook: FGD and MGD start the student's head from the
+# teacher's (their configs' init_cfg)
+arm_options() {
+    case $1 in
+        fgd|mgd) echo "model.student.bbox_head.init_cfg.checkpoint=$2" ;;
+    esac
+}
+run_protocol "$TEACHER_CONFIG"  # lib.sh: the teacher, then seeds x arms
 COLLECT=(--metric coco/bbox_mAP --name 'the method'
          --arm baseline 'FCOS R-18/2 (CE)' --arm reviewkd '+ ReviewKD'
          --arm cwd '+ CWD' --arm pkd '+ PKD' --arm fgd '+ FGD' --arm mgd '+ MGD'

@@ -47,24 +47,24 @@ METHOD=${1:-reviewkd}
 case "$METHOD" in
     kd)
         NAME=KD
-        BASELINE=experiments/reviewkd/resnet20_1xb128-40e_fashion-mnist-1k.py
-        DISTILL=experiments/reviewkd/kd_resnet56-resnet20_1xb128-40e_fashion-mnist-1k.py
+        BASELINE=configs/vanilla/fashion-mnist/resnet20_1xb128-40e_fashion-mnist-1k.py
+        DISTILL=configs/kd/kd_resnet56-resnet20_1xb128-40e_fashion-mnist-1k.py
         RESULTS=configs/kd/results_few_label.json
         STUDENT=resnet20_kd_student
         WHAT="ResNet-56 -> ResNet-20, 1,000 images, 40 epochs; about 5 min"
         ;;
     reviewkd)
         NAME=ReviewKD
-        BASELINE=experiments/reviewkd/resnet20_1xb128-1e_fashion-mnist-20k.py
-        DISTILL=experiments/reviewkd/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist-20k.py
+        BASELINE=configs/vanilla/fashion-mnist/resnet20_1xb128-1e_fashion-mnist-20k.py
+        DISTILL=configs/reviewkd/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist-20k.py
         RESULTS=configs/reviewkd/results_short_schedule.json
         STUDENT=resnet20_reviewkd_student
         WHAT="ResNet-56 -> ResNet-20, 20,000 images, 1 epoch; about 5 min"
         ;;
     frskd)
         NAME=FRSKD
-        BASELINE=experiments/frskd/resnet14_fashion-mnist-1k_baseline.py
-        DISTILL=experiments/frskd/resnet14_fashion-mnist-1k.py
+        BASELINE=configs/vanilla/fashion-mnist/resnet14_fashion-mnist-1k_baseline.py
+        DISTILL=configs/frskd/resnet14_fashion-mnist-1k.py
         RESULTS=configs/frskd/results_small_data.json
         STUDENT=resnet14_frskd_student
         WHAT="ResNet-14, 1,000 images, 40 epochs; about 9 min"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # FRSKD on Fashion-MNIST (complete set, 60,000 / 10,000), 2 CPU cores:
-# the ResNet-14 student (experiments/frskd/resnet14_fashion-mnist_baseline.py),
+# the ResNet-14 student
+# (configs/vanilla/fashion-mnist/resnet14_fashion-mnist_baseline.py),
 # 2 epochs, trained CE-only (baseline) and with FRSKD
-# (experiments/frskd/resnet14_fashion-mnist.py) for seeds 0 1 2, then the
+# (configs/frskd/resnet14_fashion-mnist.py) for seeds 0 1 2, then the
 # results table (configs/frskd/README.md and $WORK/results.{json,md}).
 #
 #   bash tools/experiments/frskd_fashion_mnist.sh
@@ -28,7 +29,6 @@ cd "$(dirname "$0")/../.."
 source tools/experiments/lib.sh
 WORK=${WORK:-work_dirs/frskd_fashion_mnist}
 SEEDS=${SEEDS:-"0 1 2"}
-CFG=experiments/frskd
 EVALUATE=0  # the table is the validation top-1 over training
 
 OPTS=()
@@ -45,11 +45,11 @@ fi
 start=$(date +%s)
 for seed in $SEEDS; do  # the long runs first
     throttle
-    job frskd "$CFG/resnet14_fashion-mnist.py" "$seed" &
+    job frskd "configs/frskd/resnet14_fashion-mnist.py" "$seed" &
 done
 for seed in $SEEDS; do
     throttle
-    job baseline "$CFG/resnet14_fashion-mnist_baseline.py" "$seed" &
+    job baseline "configs/vanilla/fashion-mnist/resnet14_fashion-mnist_baseline.py" "$seed" &
 done
 wait
 echo "all runs: $(( ($(date +%s) - start) / 60 )) min"

@@ -26,7 +26,6 @@ LRS=${LRS:-"0.1 0.03"}
 WEIGHTS=${WEIGHTS:-"2,100"}
 JOBS=${JOBS:-2}
 STAGE=${STAGE:-all}
-CFG=experiments/frskd
 OPTS=()
 
 if [ ! -f data/fashion_mnist/t10k-labels-idx1-ubyte ]; then
@@ -34,7 +33,7 @@ if [ ! -f data/fashion_mnist/t10k-labels-idx1-ubyte ]; then
 fi
 FIT_INDICES=1000  # the training subset
 
-select_baseline_lr "$CFG/resnet14_fashion-mnist-1k_baseline.py"
+select_baseline_lr "configs/vanilla/fashion-mnist/resnet14_fashion-mnist-1k_baseline.py"
 set -- $WEIGHTS
 if [ -z "${ALPHA:-}" ] && [ $# -eq 1 ]; then  # one candidate: nothing to select
     ALPHA=${1%,*} BETA=${1#*,}
@@ -42,7 +41,7 @@ fi
 if [ "$STAGE" != compare ] && [ -z "${ALPHA:-}" ]; then
     for w in $WEIGHTS; do
         throttle
-        job "select_frskd_lr${LR}_a${w%,*}_b${w#*,}" "$CFG/resnet14_fashion-mnist-1k.py" 100 \
+        job "select_frskd_lr${LR}_a${w%,*}_b${w#*,}" "configs/frskd/resnet14_fashion-mnist-1k.py" 100 \
             optim_wrapper.optimizer.lr="$LR" model.losses.loss_kd.loss_weight="${w%,*}" \
             model.losses.loss_at.loss_weight="${w#*,}" &
     done
@@ -59,10 +58,10 @@ echo "FRSKD alpha, beta selected on the validation split: $ALPHA, $BETA"
 
 for seed in $SEEDS; do
     throttle
-    job baseline "$CFG/resnet14_fashion-mnist-1k_baseline.py" "$seed" \
+    job baseline "configs/vanilla/fashion-mnist/resnet14_fashion-mnist-1k_baseline.py" "$seed" \
         optim_wrapper.optimizer.lr="$LR" &
     throttle
-    job frskd "$CFG/resnet14_fashion-mnist-1k.py" "$seed" \
+    job frskd "configs/frskd/resnet14_fashion-mnist-1k.py" "$seed" \
         optim_wrapper.optimizer.lr="$LR" model.losses.loss_kd.loss_weight="$ALPHA" \
         model.losses.loss_at.loss_weight="$BETA" &
 done

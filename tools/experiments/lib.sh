@@ -32,8 +32,20 @@
 #   select_baseline_lr CONFIG
 #       unless LR is set: train CONFIG at each lr of LRS (seed 100; not with
 #       STAGE=compare) and set LR to the best by final validation top-1.
+#   run_protocol TEACHER_CONFIG
+#       the runs of a paired protocol (nuclei_protocol.sh,
+#       detection_protocol.sh): job teacher TEACHER_CONFIG 0, alone, with
+#       JOBS intra-op threads; then, seed by seed over SEEDS and arm by arm
+#       over ARMS, job ARM ${CONFIG[ARM]} SEED in the background, JOBS at a
+#       time (throttle); waits for them all. Every arm but `baseline` gets
+#       model.teacher.checkpoint=<the teacher's last checkpoint>, and each
+#       arm the cfg-options that the script's optional hook
+#       `arm_options ARM TEACHER_CHECKPOINT` prints, one per line. Needs the
+#       associative array CONFIG (arm -> config). Returns 1 when the teacher
+#       fails (a failed student is reported by its job and skipped).
 #
-# Needs WORK (and JOBS, LRS, FIT_INDICES where those functions are used).
+# Needs WORK (and JOBS, LRS, FIT_INDICES, SEEDS, ARMS, CONFIG where those
+# functions are used).
 
 if [ -z "${PYTHON:-}" ]; then
     if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
@@ -114,4 +126,26 @@ select_baseline_lr() {
         LR=$(best_of "${runs[@]}" | sed 's/select_baseline_lr//')
     fi
     echo "baseline lr selected on the validation split: $LR"
+}
+
+run_protocol() {
+    local teacher_config=$1 threads=$OMP_NUM_THREADS teacher seed arm
+    local extra=()
+    # the teacher: every thread, nothing beside it
+    OMP_NUM_THREADS=$JOBS MKL_NUM_THREADS=$JOBS
+    job teacher "$teacher_config" 0 || return 1
+    OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+    teacher=$(cat "$WORK/teacher/seed0/last_checkpoint")
+    for seed in $SEEDS; do
+        for arm in $ARMS; do
+            extra=()
+            [ "$arm" = baseline ] || extra=(model.teacher.checkpoint="$teacher")
+            if declare -F arm_options > /dev/null; then
+                mapfile -t -O ${#extra[@]} extra < <(arm_options "$arm" "$teacher")
+            fi
+            throttle
+            job "$arm" "${CONFIG[$arm]}" "$seed" ${extra[@]+"${extra[@]}"} &
+        done
+    done
+    wait
 }

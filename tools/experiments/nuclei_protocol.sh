@@ -28,17 +28,17 @@ SEEDS=${SEEDS:-"0 1 2 3 4"}
 ARMS=${ARMS:-"baseline skd-pi skd-pi-pa skd cirkd cwd mgd"}
 JOBS=${JOBS:-2}
 DATA=data/stardist_nuclei_test
-SKD=experiments/skd
+STEM=pspnet_r34-r18-d8_1xb8-450iter_stardist-64x64.py
 declare -A CONFIG=(
-    [baseline]=$SKD/pspnet_r18-d8_1xb8-450iter_stardist-64x64.py
-    [skd-pi]=$SKD/skd-pi_pspnet_r34-r18-d8_1xb8-450iter_stardist-64x64.py
-    [skd-pi-pa]=$SKD/skd-pi-pa_pspnet_r34-r18-d8_1xb8-450iter_stardist-64x64.py
-    [skd]=$SKD/skd_pspnet_r34-r18-d8_1xb8-450iter_stardist-64x64.py
-    [cirkd]=configs/cirkd/cirkd_pspnet_r34-r18-d8_1xb8-450iter_stardist-64x64.py
-    [cwd]=configs/cwd/cwd_pspnet_r34-r18-d8_1xb8-450iter_stardist-64x64.py
-    [mgd]=configs/mgd/mgd_pspnet_r34-r18-d8_1xb8-450iter_stardist-64x64.py
+    [baseline]=configs/vanilla/stardist/pspnet_r18-d8_1xb8-450iter_stardist-64x64.py
+    [skd-pi]=configs/skd/skd-pi_$STEM
+    [skd-pi-pa]=configs/skd/skd-pi-pa_$STEM
+    [skd]=configs/skd/skd_$STEM
+    [cirkd]=configs/cirkd/cirkd_$STEM
+    [cwd]=configs/cwd/cwd_$STEM
+    [mgd]=configs/mgd/mgd_$STEM
 )
-TEACHER_CONFIG=$SKD/pspnet_r34-d8_1xb8-900iter_stardist-64x64.py
+TEACHER_CONFIG=configs/vanilla/stardist/pspnet_r34-d8_1xb8-900iter_stardist-64x64.py
 # the three splits of $DATA, for training, validation and the test
 OPTS=(train_dataloader.dataset.data_root=$DATA
       val_dataloader.dataset.data_root=$DATA
@@ -55,20 +55,7 @@ if [ ! -d "$DATA/img_dir/test" ]; then
     "$PYTHON" tools/dataset_converters/stardist_to_mmseg.py "$DATA" --test-offset 2
 fi
 
-# the teacher: every thread, nothing beside it
-OMP_NUM_THREADS=$JOBS MKL_NUM_THREADS=$JOBS
-job teacher "$TEACHER_CONFIG" 0
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-TEACHER=$(cat "$WORK/teacher/seed0/last_checkpoint")
-for seed in $SEEDS; do
-    for arm in $ARMS; do
-        extra=()
-        [ "$arm" = baseline ] || extra=(model.teacher.checkpoint="$TEACHER")
-        throttle
-        job "$arm" "${CONFIG[$arm]}" "$seed" "${extra[@]}" &
-    done
-done
-wait
+run_protocol "$TEACHER_CONFIG"  # lib.sh: the teacher, then seeds x arms
 COLLECT=(--metric mIoU --name 'the method'
          --arm baseline 'PSPNet-R18 (CE)' --arm skd-pi '+ SKD pixel-wise'
          --arm skd-pi-pa '+ SKD pixel + pair-wise'

@@ -15,7 +15,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tools/experiments/lib.sh
 OUT=model_zoo/reviewkd
-CFG=experiments/reviewkd
 SEEDS=${SEEDS:-"0 1 2"}
 DET_SEEDS=${DET_SEEDS:-"0"}
 mkdir -p "$OUT/logs"
@@ -52,13 +51,13 @@ SS=work_dirs/reviewkd_short_schedule
 # each part is released when its work dir is there
 if [ -d "$FM/reviewkd_resnet56-resnet20" ]; then
     release "$SEEDS" "$FM" reviewkd_resnet56-resnet20 \
-        "$CFG/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" \
+        "configs/reviewkd/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" \
         resnet20_reviewkd_fashion-mnist
     logs "$FM" fashion-mnist
 fi
 if [ -d "$DF/reviewkd_r50-r18" ]; then
     release "$DET_SEEDS" "$DF" reviewkd_r50-r18 \
-        "$CFG/reviewkd_fcos_r50-r18-w32_fpn_1xb4-100e_deepforest.py" \
+        "configs/reviewkd/reviewkd_fcos_r50-r18-w32_fpn_1xb4-100e_deepforest.py" \
         fcos_r18-w32_reviewkd_deepforest
     logs "$DF" deepforest
 fi
@@ -75,7 +74,7 @@ if [ -f "$TEACHER_DIR/done" ]; then
 fi
 if [ -d "$SS/reviewkd" ]; then
     release "${SS_SEEDS:-0 1 2 3 4}" "$SS" reviewkd \
-        "$CFG/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist-20k.py" \
+        "configs/reviewkd/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist-20k.py" \
         resnet20_reviewkd_fashion-mnist-20k
     for done in "$SS"/*/seed*/done; do
         dir=$(dirname "$done")

@@ -24,7 +24,6 @@ cd "$(dirname "$0")/../.."
 source tools/experiments/lib.sh
 WORK=${WORK:-work_dirs/reviewkd_deepforest}
 SEEDS=${SEEDS:-"0 1 2"}
-CFG=experiments/reviewkd
 
 OPTS=()
 if [ "${TINY:-0}" = 1 ]; then
@@ -40,7 +39,7 @@ fi
 
 
 start=$(date +%s)
-run teacher_r50 "$CFG/fcos_r50-w32_fpn_1xb4-200e_deepforest.py" 0
+run teacher_r50 "configs/vanilla/deepforest/fcos_r50-w32_fpn_1xb4-200e_deepforest.py" 0
 # The best checkpoint by mAP; the last one if no epoch produced a detection
 # (an untrained model: CocoMetric then reports nothing).
 TDIR="$WORK/teacher_r50/seed0"
@@ -50,9 +49,9 @@ if [ -z "$TEACHER" ]; then TEACHER=$(cat "$TDIR/last_checkpoint"); fi
 echo "teacher checkpoint: $TEACHER"
 
 for seed in $SEEDS; do
-    run baseline_r18 "$CFG/fcos_r18-w32_fpn_1xb4-100e_deepforest.py" "$seed"
+    run baseline_r18 "configs/vanilla/deepforest/fcos_r18-w32_fpn_1xb4-100e_deepforest.py" "$seed"
     run reviewkd_r50-r18 \
-        "$CFG/reviewkd_fcos_r50-r18-w32_fpn_1xb4-100e_deepforest.py" \
+        "configs/reviewkd/reviewkd_fcos_r50-r18-w32_fpn_1xb4-100e_deepforest.py" \
         "$seed" model.teacher.checkpoint="$TEACHER"
 done
 echo "all runs: $(( ($(date +%s) - start) / 60 )) min"

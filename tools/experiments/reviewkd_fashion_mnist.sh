@@ -27,7 +27,6 @@ source tools/experiments/lib.sh
 WORK=${WORK:-work_dirs/reviewkd_fashion_mnist}
 SEEDS=${SEEDS:-"0 1 2"}
 RUNS=${RUNS:-"baseline reviewkd kd"}
-CFG=experiments/reviewkd
 
 OPTS=()
 if [ "${TINY:-0}" = 1 ]; then
@@ -47,30 +46,30 @@ best_ckpt() {  # the best checkpoint of a work dir
 }
 
 start=$(date +%s)
-run teacher_resnet56 "$CFG/resnet56_1xb128-3e_fashion-mnist.py" 0
+run teacher_resnet56 "configs/vanilla/fashion-mnist/resnet56_1xb128-3e_fashion-mnist.py" 0
 TEACHER=$(best_ckpt "$WORK/teacher_resnet56/seed0")
 echo "teacher checkpoint: $TEACHER"
 
 has_run() { case " $RUNS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 for seed in $SEEDS; do
     if has_run baseline; then
-        run baseline_resnet20 "$CFG/resnet20_1xb128-1e_fashion-mnist.py" \
+        run baseline_resnet20 "configs/vanilla/fashion-mnist/resnet20_1xb128-1e_fashion-mnist.py" \
             "$seed"
     fi
     if has_run reviewkd; then
         run reviewkd_resnet56-resnet20 \
-            "$CFG/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" \
+            "configs/reviewkd/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" \
             "$seed" model.teacher.checkpoint="$TEACHER"
     fi
     if has_run kd; then
         run kd_resnet56-resnet20 \
-            "$CFG/kd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" "$seed" \
+            "configs/kd/kd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" "$seed" \
             model.teacher.checkpoint="$TEACHER"
     fi
     if has_run reviewkd_bf16; then  # the same run under bf16 autocast
         TRAIN_ARGS=(--amp)
         run reviewkd_resnet56-resnet20_bf16 \
-            "$CFG/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" \
+            "configs/reviewkd/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist.py" \
             "$seed" model.teacher.checkpoint="$TEACHER"
         TRAIN_ARGS=()
     fi

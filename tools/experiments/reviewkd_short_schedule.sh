@@ -27,9 +27,8 @@ SEEDS=${SEEDS:-"0 1 2 3 4"}
 LRS=${LRS:-"0.05 0.1 0.2"}
 JOBS=${JOBS:-2}
 STAGE=${STAGE:-all}
-CFG=experiments/reviewkd
-BASELINE="$CFG/resnet20_1xb128-1e_fashion-mnist-20k.py"
-REVIEWKD="$CFG/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist-20k.py"
+BASELINE="configs/vanilla/fashion-mnist/resnet20_1xb128-1e_fashion-mnist-20k.py"
+REVIEWKD="configs/reviewkd/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist-20k.py"
 OPTS=()
 FIT_INDICES=20000  # the training subset
 
