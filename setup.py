@@ -10,9 +10,8 @@ from setuptools.command.develop import develop
 ROOT = osp.dirname(osp.abspath(__file__))
 #: What ``mmkd/.mim`` holds, OpenMMLab's layout for a package's configs:
 #: MMEngine reads ``mmkd::<method>/<config>.py`` from ``.mim/configs`` and
-#: the metafiles listed in ``.mim/model-index.yml``. The experiment configs
-#: come along (their ``_base_`` paths reach ``../../configs``).
-MIM_ITEMS = ('configs', 'experiments', 'model-index.yml')
+#: the metafiles listed in ``.mim/model-index.yml``.
+MIM_ITEMS = ('configs', 'model-index.yml')
 
 
 def read_requirements(name):

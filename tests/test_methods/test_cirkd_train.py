@@ -79,7 +79,7 @@ def nuclei_config(tmp_path) -> str:
                                                        split / f'tile{i}.png')
             Image.fromarray(mask.astype(np.uint8)).save(root / 'ann_dir' /
                                                         split / f'tile{i}.png')
-    teacher_cfg = osp.join(ROOT, 'experiments', 'skd',
+    teacher_cfg = osp.join(ROOT, 'configs', 'vanilla', 'stardist',
                            'pspnet_r34-d8_1xb8-900iter_stardist-64x64.py')
     teacher_ckpt = save_random_teacher(teacher_cfg,
                                        str(tmp_path / 'teacher.pth'))

@@ -12,34 +12,37 @@ from mmengine.registry import init_default_scope
 from mmkd.registry import MODELS
 
 CONFIGS = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'frskd')
-BL = 'baselines/'  # the paper configs' CE-only twins
-EXP = '../../experiments/frskd/'  # the Fashion-MNIST runs behind the results
+VANILLA = '../vanilla/'  # the CE-only twins: configs/vanilla/<dataset>/
+FM = VANILLA + 'fashion-mnist/'  # the twins of the Fashion-MNIST runs
 R18 = [128, 256, 512, 1024]  # BiFPNc widths: 2 x (64, 128, 256, 512)
 
 # (FRSKD config, its CE-only twin, BiFPNc widths, classes, probe input)
 CLASSIFICATION = [
-    ('resnet18_cifar100.py', BL + 'resnet18_cifar100_baseline.py', R18, 100,
-     32),
-    ('resnet18_cifar100_mixup.py', BL + 'resnet18_cifar100_mixup_baseline.py',
-     R18, 100, 32),
+    ('resnet18_cifar100.py',
+     VANILLA + 'cifar100/resnet18_cifar100_baseline.py', R18, 100, 32),
+    ('resnet18_cifar100_mixup.py',
+     VANILLA + 'cifar100/resnet18_cifar100_mixup_baseline.py', R18, 100, 32),
     ('resnet18_cifar100_cutmix.py',
-     BL + 'resnet18_cifar100_cutmix_baseline.py', R18, 100, 32),
-    ('wrn16-2_cifar100.py', BL + 'wrn16-2_cifar100_baseline.py',
+     VANILLA + 'cifar100/resnet18_cifar100_cutmix_baseline.py', R18, 100, 32),
+    ('wrn16-2_cifar100.py', VANILLA + 'cifar100/wrn16-2_cifar100_baseline.py',
      [64, 128, 256], 100, 32),
-    ('resnet18_tinyimagenet.py', BL + 'resnet18_tinyimagenet_baseline.py',
-     R18, 200, 32),
-    ('resnet18_cub.py', BL + 'resnet18_cub_baseline.py', R18, 200, 64),
-    ('resnet18_dogs.py', BL + 'resnet18_dogs_baseline.py', R18, 120, 64),
-    ('resnet18_mit67.py', BL + 'resnet18_mit67_baseline.py', R18, 67, 64),
-    ('resnet18_stanford40.py', BL + 'resnet18_stanford40_baseline.py', R18,
-     40, 64),
-    (EXP + 'resnet14_fashion-mnist.py',
-     EXP + 'resnet14_fashion-mnist_baseline.py', [32, 64, 128], 10, 28),
-    (EXP + 'resnet14_fashion-mnist-demo.py',
-     EXP + 'resnet14_fashion-mnist-demo_baseline.py', [32, 64, 128], 10, 28),
+    ('resnet18_tinyimagenet.py',
+     VANILLA + 'tinyimagenet/resnet18_tinyimagenet_baseline.py', R18, 200, 32),
+    ('resnet18_cub.py', VANILLA + 'cub/resnet18_cub_baseline.py', R18, 200,
+     64),
+    ('resnet18_dogs.py', VANILLA + 'dogs/resnet18_dogs_baseline.py', R18, 120,
+     64),
+    ('resnet18_mit67.py', VANILLA + 'mit67/resnet18_mit67_baseline.py', R18,
+     67, 64),
+    ('resnet18_stanford40.py',
+     VANILLA + 'stanford40/resnet18_stanford40_baseline.py', R18, 40, 64),
+    ('resnet14_fashion-mnist.py', FM + 'resnet14_fashion-mnist_baseline.py',
+     [32, 64, 128], 10, 28),
+    ('resnet14_fashion-mnist-demo.py',
+     FM + 'resnet14_fashion-mnist-demo_baseline.py', [32, 64, 128], 10, 28),
 ]
 SEG = ('fpn_r50_4xb4-40k_voc12aug-512x512.py',
-       BL + 'fpn_r50_4xb4-40k_voc12aug-512x512_baseline.py')
+       VANILLA + 'voc12aug/fpn_r50_4xb4-40k_voc12aug-512x512_baseline.py')
 SHARED_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
                'val_evaluator', 'data_preprocessor', 'optim_wrapper',
                'param_scheduler', 'train_cfg', 'default_scope')
@@ -117,7 +120,8 @@ def test_students_use_the_authors_init():
     torch.manual_seed(0)
     init_default_scope('mmpretrain')
     # cifarresnet18: PyTorch defaults everywhere (conv bound 1/sqrt(fan_in))
-    m = MODELS.build(load(BL + 'resnet18_cifar100_baseline.py').model)
+    m = MODELS.build(
+        load(VANILLA + 'cifar100/resnet18_cifar100_baseline.py').model)
     m.init_weights()
     conv = m.backbone.layer1[0].conv1.weight
     assert conv.abs().max() <= (64 * 9)**-0.5
@@ -126,7 +130,7 @@ def test_students_use_the_authors_init():
     assert m.head.fc.bias.abs().sum() > 0
 
     # ImageNet-style resnet18: Kaiming-normal fan-out convs, BN 1, PyTorch FC
-    m = MODELS.build(load(BL + 'resnet18_cub_baseline.py').model)
+    m = MODELS.build(load(VANILLA + 'cub/resnet18_cub_baseline.py').model)
     m.init_weights()
     conv = m.backbone.layer2[0].conv2.weight  # 128 out channels, 3x3
     assert abs(conv.std() - (2 / (128 * 9))**0.5) < 0.1 * (2 / 1152)**0.5
@@ -134,7 +138,8 @@ def test_students_use_the_authors_init():
     assert _pytorch_default_linear(m.head.fc)
 
     # wrn16x2: the backbone's init, FC with default weights and zero bias
-    m = MODELS.build(load(BL + 'wrn16-2_cifar100_baseline.py').model)
+    m = MODELS.build(
+        load(VANILLA + 'cifar100/wrn16-2_cifar100_baseline.py').model)
     m.init_weights()
     assert _pytorch_default_linear(m.head.fc)
     assert torch.all(m.head.fc.bias == 0)

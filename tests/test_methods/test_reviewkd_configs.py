@@ -7,13 +7,13 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-EXP = osp.join(osp.dirname(__file__), '..', '..', 'experiments', 'reviewkd')
+CONFIGS = osp.join(osp.dirname(__file__), '..', '..', 'configs')
 # (distilled config, its CE baseline, training images)
 PAIRS = [
-    ('reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist.py',
-     'resnet20_1xb128-1e_fashion-mnist.py', 60000),
-    ('reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist-20k.py',
-     'resnet20_1xb128-1e_fashion-mnist-20k.py', 20000),
+    ('reviewkd/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist.py',
+     'vanilla/fashion-mnist/resnet20_1xb128-1e_fashion-mnist.py', 60000),
+    ('reviewkd/reviewkd_resnet56-resnet20_1xb128-1e_fashion-mnist-20k.py',
+     'vanilla/fashion-mnist/resnet20_1xb128-1e_fashion-mnist-20k.py', 20000),
 ]
 SHARED_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
                'val_evaluator', 'test_evaluator', 'data_preprocessor',
@@ -22,8 +22,8 @@ SHARED_KEYS = ('train_dataloader', 'val_dataloader', 'test_dataloader',
 
 @pytest.mark.parametrize('name,twin,images', PAIRS)
 def test_distilled_config_is_its_baseline_plus_the_method(name, twin, images):
-    cfg = Config.fromfile(osp.join(EXP, name))
-    base = Config.fromfile(osp.join(EXP, twin))
+    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    base = Config.fromfile(osp.join(CONFIGS, twin))
     assert cfg.model.type == 'Distiller'
     assert cfg.model.student == base.model
     for key in SHARED_KEYS:
@@ -40,7 +40,7 @@ def test_distilled_config_is_its_baseline_plus_the_method(name, twin, images):
 
 
 def test_short_schedule_splits_are_disjoint_and_test_is_official():
-    cfg = Config.fromfile(osp.join(EXP, PAIRS[1][1]))
+    cfg = Config.fromfile(osp.join(CONFIGS, PAIRS[1][1]))
     train = range(cfg.train_dataloader.dataset.indices)
     val = cfg.val_dataloader.dataset.indices
     assert not set(train) & set(val) and len(val) == 5000

@@ -1,10 +1,12 @@
-"""The config tree: every config under configs/ (the papers' settings) and
-experiments/ (the runs made here) loads, names existing teacher configs, and
-the cheap ones build; nothing refers to the layout before the move."""
+"""The config tree: every config lives under configs/ (distillers in their
+method's folder, undistilled models in configs/vanilla/), loads, names
+existing teacher configs, and the cheap ones build; nothing refers to the
+layouts before the moves (model_zoo/config_moves.json)."""
 import copy
 import functools
 import glob
 import os.path as osp
+import re
 import subprocess
 
 import mmengine.config.utils
@@ -19,19 +21,24 @@ from mmkd.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ALL = sorted(
-    glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True) +
-    glob.glob(osp.join(ROOT, 'experiments', '**', '*.py'), recursive=True))
+    glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True))
 # pieces that only other configs inherit (no model of their own)
 PIECES = [p for p in ALL if '_base_' in osp.relpath(p, ROOT).split(osp.sep)]
 FULL = [p for p in ALL if p not in PIECES]
-EXPERIMENTS = [p for p in FULL if osp.relpath(p, ROOT).startswith(
-    'experiments' + osp.sep)]
+# the real-data runs made on CPUs (small models: each builds in seconds)
+REAL_DATA = [
+    p for p in FULL
+    if re.search(r'_(fashion-mnist|deepforest|stardist)', osp.basename(p))
+]
 # the classic-method configs no method test builds: ImageNet ResNet-34 ->
 # ResNet-18 (the detection/segmentation ones have R-101 teachers)
 CLASSIC_IN1K = sorted(
     glob.glob(osp.join(ROOT, 'configs', '*', '*_resnet34-resnet18_*.py')))
+# the folders of the layouts before (model_zoo/config_moves.json)
 OLD_PATHS = ('configs/reviewkd/experiments', 'configs/skd/stardist',
-             'configs/frskd/resnet14_fashion-mnist')
+             'experiments/frskd/', 'experiments/reviewkd/', 'experiments/skd/',
+             'experiments/README', 'reviewkd/baselines', 'frskd/baselines',
+             'reviewkd/_base_/cifar')
 
 
 def rel(path):
@@ -80,14 +87,26 @@ def inherited():
 
 
 def test_the_tree_is_where_the_layout_says():
-    assert len(FULL) > 50 and len(EXPERIMENTS) >= 17
-    for method in ('frskd', 'reviewkd', 'skd'):
-        assert glob.glob(osp.join(ROOT, 'experiments', method, '*.py'))
-        assert glob.glob(osp.join(ROOT, 'configs', method, '*.py'))
-    # paper-config baseline twins sit in configs/<method>/baselines/
-    assert not glob.glob(osp.join(ROOT, 'configs', '*', '*_baseline.py'))
-    assert glob.glob(osp.join(ROOT, 'configs', 'frskd', 'baselines', '*.py'))
-    assert osp.isfile(osp.join(ROOT, 'experiments', 'README.md'))
+    assert len(FULL) > 90 and len(REAL_DATA) >= 25
+    assert not glob.glob(osp.join(ROOT, 'experiments', '**', '*.py'),
+                         recursive=True)
+    assert osp.isfile(osp.join(ROOT, 'configs', 'vanilla', 'README.md'))
+    for method in ('frskd', 'reviewkd', 'skd', 'kd'):
+        folder = osp.join('configs', method) + osp.sep
+        assert [p for p in REAL_DATA if rel(p).startswith(folder)], method
+
+
+@pytest.mark.parametrize('path', FULL, ids=rel)
+def test_distillers_and_vanilla_models_are_in_their_homes(path):
+    """A config under configs/vanilla/ trains a plain task model; every other
+    config (outside _base_/) a distiller of its method."""
+    model = load(path).get('model')
+    if model is None:  # a data/schedule piece (checked below)
+        return
+    vanilla = rel(path).startswith(osp.join('configs', 'vanilla') + osp.sep)
+    distiller = 'student' in model
+    home = 'configs/<method>/' if distiller else 'configs/vanilla/'
+    assert vanilla != distiller, f'{rel(path)}: its model belongs in {home}'
 
 
 @pytest.mark.parametrize('path', FULL, ids=rel)
@@ -125,7 +144,7 @@ def _random_teacher(cfg, tmp_path):
     teacher.checkpoint = ckpt
 
 
-@pytest.mark.parametrize('path', EXPERIMENTS + CLASSIC_IN1K, ids=rel)
+@pytest.mark.parametrize('path', REAL_DATA + CLASSIC_IN1K, ids=rel)
 def test_config_builds(path, tmp_path):
     cfg = load(path)
     if 'model' not in cfg:  # a piece: checked by the test above
@@ -167,6 +186,10 @@ def test_nothing_refers_to_the_old_layout():
         with open(osp.join(ROOT, f), encoding='utf-8', errors='replace') as fh:
             text = fh.read()
         bad += [f'{f}: {old}' for old in OLD_PATHS if old in text]
-    # this file names the old paths to look for them
-    bad = [b for b in bad if not b.startswith('tests/test_packaging/')]
+    # this file names the old paths to look for them, the table of moves
+    # maps them to the new ones
+    bad = [
+        b for b in bad if not b.startswith((
+            'tests/test_packaging/', 'model_zoo/config_moves.json'))
+    ]
     assert not bad, bad

@@ -25,7 +25,7 @@ def test_mmengine_finds_the_imported_package():
 def test_the_editable_install_links_the_checkout():
     assert PACKAGE == osp.join(ROOT, 'mmkd'), \
         f'mmkd is imported from {PACKAGE}, not from this checkout'
-    for item in ('configs', 'experiments', 'model-index.yml'):
+    for item in ('configs', 'model-index.yml'):
         link = osp.join(MIM, item)
         assert osp.lexists(link), (
             f'{link} is missing: install the checkout with '
@@ -58,8 +58,8 @@ def test_mmkd_teacher_config_loads():
     listed = load_model_config('mmkd::frskd/resnet18_cub.py')
     assert listed.model.type == 'Distiller'
     teacher = load_model_config(
-        'mmkd::reviewkd/baselines/resnet56_1xb128-240e_cifar100.py')
+        'mmkd::vanilla/cifar100/resnet56_1xb128-240e_cifar100.py')
     ref = Config.fromfile(
-        osp.join(ROOT, 'configs/reviewkd/baselines/'
+        osp.join(ROOT, 'configs/vanilla/cifar100/'
                  'resnet56_1xb128-240e_cifar100.py'))
     assert teacher.model == ref.model

@@ -11,7 +11,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 INDEX = yaml.safe_load(open(osp.join(ROOT, 'model-index.yml')))
 METAFILES = INDEX['Import']
 # Metadata values that name a config: the first word, e.g.
-# 'experiments/skd/pspnet_r34-....py (trained here, ...)'.
+# 'configs/vanilla/stardist/pspnet_r34-....py (trained here, ...)'.
 CONFIG_KEYS = ('Teacher', 'Student', 'Baseline')
 
 
@@ -32,7 +32,7 @@ def test_index_imports_every_metafile_once():
 
 def test_config_names_are_unique_for_mmengine():
     """MMEngine's get_config('mmkd::<method>/<file>') looks a config up by
-    its Config path without the first folder (configs/ or experiments/)."""
+    its Config path without the first folder (configs/)."""
     keys = {}
     for f in METAFILES:
         for m in _load(f)['Models']:
@@ -75,7 +75,8 @@ def test_model_names_are_unique_across_the_index():
 
 def test_every_method_config_is_in_its_metafile():
     """Each config directly under configs/<method>/ (not _base_/ pieces or
-    baselines/ twins) has an entry in the index."""
+    the undistilled models of configs/vanilla/<dataset>/) has an entry in the
+    index."""
     listed = {m['Config'] for f in METAFILES for m in _load(f)['Models']}
     configs = sorted(
         osp.relpath(p, ROOT)

@@ -21,8 +21,7 @@ from packaging.requirements import Requirement
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SOURCES = ('setup.py', 'setup.cfg', 'MANIFEST.in', 'README.md',
-           'model-index.yml', 'requirements', 'mmkd', 'configs',
-           'experiments')
+           'model-index.yml', 'requirements', 'mmkd', 'configs')
 
 CHECK = textwrap.dedent('''
     import json, os.path as osp, sys
@@ -95,14 +94,17 @@ def test_wheel_ships_the_configs_as_files_and_keeps_the_ranges(wheel):
         names = set(z.namelist())
         for rel in ('configs/frskd/resnet18_cub.py',
                     'configs/reviewkd/_base_/reviewkd_cifar.py',
-                    'experiments/skd/pspnet_r18-d8_1xb8-450iter_stardist-'
-                    '64x64.py', 'model-index.yml'):
+                    'configs/vanilla/stardist/pspnet_r18-d8_1xb8-450iter_'
+                    'stardist-64x64.py', 'model-index.yml'):
             name = f'mmkd/.mim/{rel}'
             assert name in names, f'{name} is not in the wheel'
             with open(osp.join(ROOT, rel), 'rb') as f:
                 assert z.read(name) == f.read()
             mode = z.getinfo(name).external_attr >> 16
             assert mode & 0o170000 != 0o120000, f'{name} is a symlink'
+        # every config lives under configs/ (no other config folder)
+        top = {n.split('/')[2] for n in names if n.startswith('mmkd/.mim/')}
+        assert top == {'configs', 'model-index.yml'}, top
         shipped = {n for n in names if n.startswith('mmkd/.mim/configs/')}
         in_tree = {
             'mmkd/.mim/' + osp.relpath(p, ROOT)

@@ -1,7 +1,11 @@
 """The released results.json files (which the README tables are
-re-tabulated from) agree with the released MMEngine text logs."""
+re-tabulated from) agree with the released MMEngine text logs, and every
+config a released file names exists, at its path or at the one
+model_zoo/config_moves.json moved it to."""
+import glob
 import json
 import os.path as osp
+import re
 
 import pytest
 
@@ -117,3 +121,58 @@ def test_paired_protocol_block_recomputes_from_released_files(
     text = load_tool('experiments/collect_paired_protocol.py').table(
         osp.join(ZOO, folder), selected=selected, **kwargs)
     assert block == text
+
+
+# a config path as a released file records it: relative, or absolute under
+# the checkout the run was made in
+CONFIG_PATH = re.compile(r'[\w./-]*?(?:configs|experiments)/[\w./-]+\.py\b')
+
+
+def config_in_checkout(recorded):
+    """The path relative to the checkout the run was made in: from the first
+    ``configs``/``experiments`` folder on, normalised (``configs/cwd/../../
+    experiments/skd/x.py`` is ``experiments/skd/x.py``); None for a script
+    of tools/experiments/ or a task library's own (``.mim``) config."""
+    parts = recorded.split('/')
+    first = min(i for i, p in enumerate(parts)
+                if p in ('configs', 'experiments'))
+    if first and parts[first - 1] in ('tools', '.mim'):
+        return None
+    return osp.normpath('/'.join(parts[first:]))
+
+
+def test_config_moves_point_from_gone_paths_to_existing_configs():
+    with open(osp.join(ZOO, 'config_moves.json')) as f:
+        moves = json.load(f)['moves']
+    assert len(moves) >= 70
+    for old, new in moves.items():
+        assert not osp.exists(osp.join(ROOT, old)), f'{old} still exists'
+        assert osp.isfile(osp.join(ROOT, new)), f'{old} -> {new}: missing'
+        assert new.startswith('configs/') and new not in moves
+
+
+def test_every_config_a_released_file_names_exists():
+    with open(osp.join(ZOO, 'config_moves.json')) as f:
+        moves = json.load(f)['moves']
+    released = [
+        p for p in glob.glob(osp.join(ZOO, '**', '*'), recursive=True)
+        if p.endswith(('.log', '.py', '.json', '.md'))
+        and osp.basename(p) != 'config_moves.json'
+    ]
+    named, missing = set(), []
+    for path in released:
+        with open(path, encoding='utf-8', errors='replace') as f:
+            for recorded in set(CONFIG_PATH.findall(f.read())):
+                config = config_in_checkout(recorded)
+                if config is None:
+                    continue
+                named.add(config)
+                if not osp.isfile(osp.join(ROOT, moves.get(config, config))):
+                    missing.append(f'{osp.relpath(path, ROOT)}: {recorded}')
+    assert not missing, missing
+    # the released logs name the teacher configs of three layouts
+    psp = 'pspnet_r34-d8_1xb8-900iter_stardist-64x64.py'
+    assert {
+        f'experiments/skd/{psp}', f'configs/skd/stardist/{psp}',
+        'configs/reviewkd/experiments/resnet56_1xb128-3e_fashion-mnist.py'
+    } <= named

@@ -11,9 +11,9 @@ from mmengine.config import Config
 from PIL import Image
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SKD = osp.join(ROOT, 'experiments', 'skd',
+SKD = osp.join(ROOT, 'configs', 'skd',
                'skd-pi-pa_pspnet_r34-r18-d8_1xb8-450iter_stardist-64x64.py')
-FRSKD = osp.join(ROOT, 'experiments', 'frskd', 'resnet14_fashion-mnist.py')
+FRSKD = osp.join(ROOT, 'configs', 'frskd', 'resnet14_fashion-mnist.py')
 DPI = 40
 
 
@@ -160,7 +160,7 @@ def test_bad_input_fails_clearly(vt, nuclei_tile):
     with pytest.raises(ValueError, match='map kind'):
         vt.feature_map(torch.zeros(1, 2, 3, 3), 'max')
     plain = Config.fromfile(
-        osp.join(ROOT, 'experiments', 'frskd',
+        osp.join(ROOT, 'configs', 'vanilla', 'fashion-mnist',
                  'resnet14_fashion-mnist_baseline.py'))
     with pytest.raises(ValueError, match='not an mmkd distiller'):
         vt.build_distiller(plain)

@@ -96,7 +96,7 @@ fi
 # mmkd from the working tree: its configs in mmkd/.mim, as setup.py's
 # editable install links them (mmkd::<method>/<config>.py).
 mkdir -p "$ROOT/mmkd/.mim"
-for item in configs experiments model-index.yml; do
+for item in configs model-index.yml; do
   ln -sfn "../../$item" "$ROOT/mmkd/.mim/$item"
 done
 cat > "$SITE/env.sh" <<ENV
