@@ -4,10 +4,11 @@
 #   loss = CE(student) + min(1, epoch / 20) * (alpha * TCKD + beta * NCKD)
 # with alpha = 1, beta = 8, T = 4 and the epoch counted from 1
 # (docs/en/methods.md#dkd).
-# Student, data and schedule: the resnet8x4 baseline of the ReviewKD configs
-# (the CRD CIFAR-100 setting, batch 128, lr 0.1); the authors ran batch 64 at
-# lr 0.05 (the same lr per sample), SGD without nesterov, and divided the lr
-# by 10 from the 0-based epochs 150, 180 and 210; both are set below.
+# Student, data and schedule: the resnet8x4 baseline of configs/vanilla/ (the
+# CRD CIFAR-100 setting of ReviewKD, batch 128, lr 0.1); the authors ran
+# batch 64 at lr 0.05 (the same lr per sample), SGD without nesterov, and
+# divided the lr by 10 from the 0-based epochs 150, 180 and 210; both are set
+# below.
 _base_ = ['../vanilla/cifar100/resnet8x4_1xb128-240e_cifar100.py']
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 

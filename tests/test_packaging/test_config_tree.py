@@ -187,9 +187,10 @@ def test_nothing_refers_to_the_old_layout():
             text = fh.read()
         bad += [f'{f}: {old}' for old in OLD_PATHS if old in text]
     # this file names the old paths to look for them, the table of moves
-    # maps them to the new ones
+    # maps them to the new ones, test_released_logs reads them through it
     bad = [
         b for b in bad if not b.startswith((
-            'tests/test_packaging/', 'model_zoo/config_moves.json'))
+            'tests/test_packaging/', 'tests/test_tools/test_released_logs.py',
+            'model_zoo/config_moves.json'))
     ]
     assert not bad, bad
