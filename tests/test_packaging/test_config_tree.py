@@ -88,8 +88,8 @@ def inherited():
 
 def test_the_tree_is_where_the_layout_says():
     assert len(FULL) > 90 and len(REAL_DATA) >= 25
-    assert not glob.glob(osp.join(ROOT, 'experiments', '**', '*.py'),
-                         recursive=True)
+    assert not glob.glob(
+        osp.join(ROOT, 'experiments', '**', '*.py'), recursive=True)
     assert osp.isfile(osp.join(ROOT, 'configs', 'vanilla', 'README.md'))
     for method in ('frskd', 'reviewkd', 'skd', 'kd'):
         folder = osp.join('configs', method) + osp.sep
@@ -189,8 +189,9 @@ def test_nothing_refers_to_the_old_layout():
     # this file names the old paths to look for them, the table of moves
     # maps them to the new ones, test_released_logs reads them through it
     bad = [
-        b for b in bad if not b.startswith((
-            'tests/test_packaging/', 'tests/test_tools/test_released_logs.py',
-            'model_zoo/config_moves.json'))
+        b for b in bad
+        if not b.startswith(('tests/test_packaging/',
+                             'tests/test_tools/test_released_logs.py',
+                             'model_zoo/config_moves.json'))
     ]
     assert not bad, bad

@@ -60,6 +60,7 @@ def test_mmkd_teacher_config_loads():
     teacher = load_model_config(
         'mmkd::vanilla/cifar100/resnet56_1xb128-240e_cifar100.py')
     ref = Config.fromfile(
-        osp.join(ROOT, 'configs/vanilla/cifar100/'
-                 'resnet56_1xb128-240e_cifar100.py'))
+        osp.join(
+            ROOT, 'configs/vanilla/cifar100/'
+            'resnet56_1xb128-240e_cifar100.py'))
     assert teacher.model == ref.model

@@ -160,23 +160,30 @@ def test_run_protocol_trains_the_teacher_alone_then_seeds_by_arms(
               'arm_options() { [ "$1" != fgd ] || echo "head.init=$2"; }\n'
               'run_protocol t.py\n')
     threads = tmp_path / 'threads'
-    proc, calls = shell(script, SEEDS='0 1', ARMS='baseline kd fgd',
-                        JOBS='2', EVALUATE='0', SLEEP='0.2',
-                        THREADS=str(threads), OMP_NUM_THREADS='1')
+    proc, calls = shell(
+        script,
+        SEEDS='0 1',
+        ARMS='baseline kd fgd',
+        JOBS='2',
+        EVALUATE='0',
+        SLEEP='0.2',
+        THREADS=str(threads),
+        OMP_NUM_THREADS='1')
     assert proc.returncode == 0, proc.stderr
     work = tmp_path / 'work'
     ckpt = str(work / 'teacher' / 'seed0' / 'iter_1.pth')
     assert calls[0][:2] == ['tools/train.py', 't.py']
-    trained = sorted((c[1], c[c.index('--cfg-options') + 1:][0],
-                      tuple(c[c.index('--cfg-options') + 2:]))
-                     for c in calls[1:])
-    assert trained == sorted(
-        [('b.py', f'randomness.seed={s}', ()) for s in (0, 1)] +
-        [('kd.py', f'randomness.seed={s}',
-          (f'model.teacher.checkpoint={ckpt}', )) for s in (0, 1)] +
-        [('fgd.py', f'randomness.seed={s}',
-          (f'model.teacher.checkpoint={ckpt}', f'head.init={ckpt}'))
-         for s in (0, 1)])
+    teacher_opt = f'model.teacher.checkpoint={ckpt}'
+    extra = {
+        'b.py': (),
+        'kd.py': (teacher_opt, ),
+        'fgd.py': (teacher_opt, f'head.init={ckpt}')
+    }
+    expected = sorted((config, f'randomness.seed={seed}', options)
+                      for config, options in extra.items() for seed in (0, 1))
+    options = [c[c.index('--cfg-options') + 1:] for c in calls[1:]]
+    assert sorted((c[1], o[0], tuple(o[1:]))
+                  for c, o in zip(calls[1:], options)) == expected
     # the teacher with JOBS threads, the students with one each
     assert sorted(threads.read_text().splitlines()) == sorted(
         ['t.py 2'] + [f'{c}.py 1' for c in ('b', 'kd', 'fgd')] * 2)
@@ -199,7 +206,7 @@ def test_run_protocol_trains_the_teacher_alone_then_seeds_by_arms(
 def test_run_protocol_stops_when_the_teacher_fails(shell, tmp_path):
     script = ('declare -A CONFIG=([baseline]=b.py)\n'
               'run_protocol t.py || echo "returned $?"\n')
-    proc, calls = shell(script, SEEDS='0', ARMS='baseline', EVALUATE='0',
-                        KILL_CONFIG='t.py')
+    proc, calls = shell(
+        script, SEEDS='0', ARMS='baseline', EVALUATE='0', KILL_CONFIG='t.py')
     assert 'returned 1' in proc.stdout
     assert [c[1] for c in calls] == ['t.py']  # no student trained

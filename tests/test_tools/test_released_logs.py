@@ -156,8 +156,8 @@ def test_every_config_a_released_file_names_exists():
         moves = json.load(f)['moves']
     released = [
         p for p in glob.glob(osp.join(ZOO, '**', '*'), recursive=True)
-        if p.endswith(('.log', '.py', '.json', '.md'))
-        and osp.basename(p) != 'config_moves.json'
+        if p.endswith(('.log', '.py', '.json',
+                       '.md')) and osp.basename(p) != 'config_moves.json'
     ]
     named, missing = set(), []
     for path in released:
