@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from ..utils import rowwise_kl_sum
 
 
 @MODELS.register_module()
@@ -161,15 +162,6 @@ class CIRKDMemoryLoss(nn.Module):
         return F.interpolate(
             gt[:, None].float(), size=size, mode='nearest')[:, 0].long()
 
-    def _kl(self, logits_S: Tensor, logits_T: Tensor) -> Tensor:
-        """The authors' ``contrast_sim_kd``: KL at ``T``, batchmean,
-        times ``T^2``."""
-        T = self.kd_temperature
-        log_p_s = F.log_softmax(logits_S / T, dim=1)
-        log_p_t = F.log_softmax(logits_T / T, dim=1)
-        kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum()
-        return kl / logits_S.shape[0] * T**2
-
     def relation_kl(self, embed_S: Tensor, embed_T: Tensor, labels: Tensor,
                     contrast: Tuple[Tensor,
                                     Tensor], ignore_index: int) -> Tensor:
@@ -187,11 +179,16 @@ class CIRKDMemoryLoss(nn.Module):
         valid = labels.reshape(-1) != ignore_index
         s = embed_S.permute(0, 2, 3, 1).reshape(-1, D)[valid]
         t = embed_T.detach().permute(0, 2, 3, 1).reshape(-1, D)[valid]
-        tau = self.contrast_temperature
+        # the authors' contrast_sim_kd: KL at T, batchmean, times T^2; the
+        # 1 / (tau T) on the contrast set
+        T = self.kd_temperature
+        scale = 1. / (self.contrast_temperature * T)
         loss = embed_S.new_zeros(())
         for weight, X in zip((self.pixel_weight, self.region_weight),
                              contrast):
-            loss = loss + weight * self._kl(s @ X.T / tau, t @ X.T / tau)
+            X = X.T * scale
+            kl = rowwise_kl_sum(s @ X, t @ X)
+            loss = loss + weight * kl / s.shape[0] * T**2
         return loss
 
     def forward(self,

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from ..utils import rowwise_kl_sum
 
 
 @MODELS.register_module()
@@ -28,11 +29,13 @@ class CIRKDMiniBatchLoss(nn.Module):
     2, ``ceil_mode``), the authors' option.
 
     All ``B^2`` maps come from one matrix product ``(B N, C) x (C, B N)``
-    viewed as ``(B N, B, N)``; no loop over pairs. Memory: ``B^2 N^2``
-    floats per map; autograd keeps two of them (the student's log-softmax
-    and the teacher's softmax), as the authors' loop over pairs does, and
-    the forward peaks at three (1.07 GB each in float32 for 2 images of
-    64 x 128 embeddings, Cityscapes 512 x 1024 crops at output stride 8).
+    viewed as ``(B N B, N)`` rows; no loop over pairs. The KL runs row block
+    by row block (:func:`~mmkd.models.utils.rowwise_kl_sum`) and keeps one
+    map for the backward pass (the gradient, ``softmax(S^s) - softmax(S^t)``;
+    the authors' loop over pairs keeps two per pair). Memory: ``B^2 N^2``
+    floats per map; the forward peaks at three (1.07 GB each in float32 for
+    2 images of 64 x 128 embeddings, Cityscapes 512 x 1024 crops at output
+    stride 8).
 
     The relations are among the images of one process's batch: the
     authors' all-gather lines are commented out.
@@ -88,20 +91,17 @@ class CIRKDMiniBatchLoss(nn.Module):
         B, _, h, w = preds_S.shape
         N = h * w
         with torch.no_grad():
-            log_p_t = F.log_softmax(self._similarity(preds_T), dim=2)
-            p_t = log_p_t.exp()
-            # sum_m p_t log p_t per row; log_p_t is freed before the
-            # student's maps are made
-            neg_entropy = (p_t * log_p_t).sum(2)
-            del log_p_t
-        log_p_s = F.log_softmax(self._similarity(preds_S), dim=2)
-        kl = (neg_entropy - (p_t * log_p_s).sum(2)).sum()
+            sim_T = self._similarity(preds_T)
+        kl = rowwise_kl_sum(
+            self._similarity(preds_S).view(B * N * B, N),
+            sim_T.view(B * N * B, N))
         return self.loss_weight * kl / (N * B * B)
 
     def _similarity(self, x: Tensor) -> Tensor:
-        """``S[(i, n), j, m] = <x_i[:, n], x_j[:, m]> / tau``, normalised
-        over channels: ``(B N, B, N)``."""
+        """``S[(i, n), (j, m)] = <x_i[:, n], x_j[:, m]> / tau``, normalised
+        over channels: ``(B N, B N)``, the ``1 / tau`` on the left factor
+        ``(B N, C)``."""
         B, C, h, w = x.shape
         x = F.normalize(x, p=2, dim=1)
         x = x.permute(1, 0, 2, 3).reshape(C, B * h * w)
-        return (x.T @ x).view(B * h * w, B, h * w) / self.tau
+        return (x.T / self.tau) @ x
