@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from ..utils import rowwise_kl_sum
+from ..utils import relation_kl_sum
 
 
 @MODELS.register_module()
@@ -186,8 +186,8 @@ class CIRKDMemoryLoss(nn.Module):
         loss = embed_S.new_zeros(())
         for weight, X in zip((self.pixel_weight, self.region_weight),
                              contrast):
-            X = X.T * scale
-            kl = rowwise_kl_sum(s @ X, t @ X)
+            X = X * scale
+            kl = relation_kl_sum(s, X, t, X)
             loss = loss + weight * kl / s.shape[0] * T**2
         return loss
 

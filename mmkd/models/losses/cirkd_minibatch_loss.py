@@ -1,10 +1,9 @@
 """CIRKD mini-batch pixel-to-pixel distillation."""
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from ..utils import rowwise_kl_sum
+from ..utils import relation_kl_sum
 
 
 @MODELS.register_module()
@@ -28,14 +27,15 @@ class CIRKDMiniBatchLoss(nn.Module):
     ``pooling=True`` both embeddings are first average-pooled 2x2 (stride
     2, ``ceil_mode``), the authors' option.
 
-    All ``B^2`` maps come from one matrix product ``(B N, C) x (C, B N)``
-    viewed as ``(B N B, N)`` rows; no loop over pairs. The KL runs row block
-    by row block (:func:`~mmkd.models.utils.rowwise_kl_sum`) and keeps one
-    map for the backward pass (the gradient, ``softmax(S^s) - softmax(S^t)``;
-    the authors' loop over pairs keeps two per pair). Memory: ``B^2 N^2``
-    floats per map; the forward peaks at three (1.07 GB each in float32 for
-    2 images of 64 x 128 embeddings, Cityscapes 512 x 1024 crops at output
-    stride 8).
+    All ``B^2`` maps are the ``(B N, B N)`` relations of one matrix product,
+    each row a softmax over each image's ``N`` columns; no loop over pairs.
+    :func:`~mmkd.models.utils.relation_kl_sum` makes the teacher's block by
+    block and keeps one map for the backward pass (the gradient,
+    ``softmax(S^s) - softmax(S^t)``, written over the student's; the
+    authors' loop over pairs keeps two per pair). Memory: ``B^2 N^2`` floats
+    per map (1.07 GB in float32 for 2 images of 64 x 128 embeddings,
+    Cityscapes 512 x 1024 crops at output stride 8), one of them held from
+    the forward to the backward, plus 64 MiB of the teacher's at a time.
 
     The relations are among the images of one process's batch: the
     authors' all-gather lines are commented out.
@@ -90,18 +90,15 @@ class CIRKDMiniBatchLoss(nn.Module):
             preds_T = F.avg_pool2d(preds_T, 2, 2, ceil_mode=True)
         B, _, h, w = preds_S.shape
         N = h * w
-        with torch.no_grad():
-            sim_T = self._similarity(preds_T)
-        kl = rowwise_kl_sum(
-            self._similarity(preds_S).view(B * N * B, N),
-            sim_T.view(B * N * B, N))
+        s, t = self._pixels(preds_S), self._pixels(preds_T)
+        kl = relation_kl_sum(s / self.tau, s, t / self.tau, t, group=N)
         return self.loss_weight * kl / (N * B * B)
 
-    def _similarity(self, x: Tensor) -> Tensor:
-        """``S[(i, n), (j, m)] = <x_i[:, n], x_j[:, m]> / tau``, normalised
-        over channels: ``(B N, B N)``, the ``1 / tau`` on the left factor
-        ``(B N, C)``."""
-        B, C, h, w = x.shape
+    @staticmethod
+    def _pixels(x: Tensor) -> Tensor:
+        """The pixels of all images, normalised over channels: ``(B N, C)``
+        (image by image), so that the relations ``S[(i, n), (j, m)] =
+        <x_i[:, n], x_j[:, m]> / tau`` are ``(B N, B N)``, softmax over each
+        image ``j``'s ``N`` columns."""
         x = F.normalize(x, p=2, dim=1)
-        x = x.permute(1, 0, 2, 3).reshape(C, B * h * w)
-        return (x.T / self.tau) @ x
+        return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
