@@ -210,3 +210,22 @@ def test_run_protocol_stops_when_the_teacher_fails(shell, tmp_path):
         script, SEEDS='0', ARMS='baseline', EVALUATE='0', KILL_CONFIG='t.py')
     assert 'returned 1' in proc.stdout
     assert [c[1] for c in calls] == ['t.py']  # no student trained
+
+
+def test_run_protocol_refuses_an_unknown_arm_before_training(shell, tmp_path):
+    script = ('declare -A CONFIG=([baseline]=b.py [kd]=kd.py)\n'
+              'run_protocol t.py || echo "returned $?"\n')
+    proc, calls = shell(script, SEEDS='0', ARMS='baseline kdd', EVALUATE='0')
+    assert 'returned 2' in proc.stdout
+    assert "unknown arm 'kdd'" in proc.stderr
+    assert not calls  # not even the teacher
+
+
+def test_run_protocol_restores_the_thread_counts_when_the_teacher_fails(
+        shell, tmp_path):
+    script = ('declare -A CONFIG=([baseline]=b.py)\n'
+              'run_protocol t.py || echo "$OMP_NUM_THREADS $MKL_NUM_THREADS"\n')
+    proc, _ = shell(
+        script, SEEDS='0', ARMS='baseline', EVALUATE='0', KILL_CONFIG='t.py',
+        JOBS='2', OMP_NUM_THREADS='1', MKL_NUM_THREADS='3')
+    assert proc.stdout.strip().splitlines()[-1] == '1 3'

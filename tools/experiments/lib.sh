@@ -129,19 +129,27 @@ select_baseline_lr() {
 }
 
 run_protocol() {
-    local teacher_config=$1 threads=$OMP_NUM_THREADS teacher seed arm
-    local extra=()
+    local teacher_config=$1 omp=$OMP_NUM_THREADS mkl=$MKL_NUM_THREADS
+    local teacher seed arm status=0 extra=()
+    for arm in $ARMS; do
+        [[ -v CONFIG[$arm] ]] || {
+            echo "unknown arm '$arm' (ARMS); known: ${!CONFIG[*]}" >&2
+            return 2
+        }
+    done
     # the teacher: every thread, nothing beside it
     OMP_NUM_THREADS=$JOBS MKL_NUM_THREADS=$JOBS
-    job teacher "$teacher_config" 0 || return 1
-    OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
+    job teacher "$teacher_config" 0 || status=1
+    OMP_NUM_THREADS=$omp MKL_NUM_THREADS=$mkl
+    [ $status = 0 ] || return 1
     teacher=$(cat "$WORK/teacher/seed0/last_checkpoint")
     for seed in $SEEDS; do
         for arm in $ARMS; do
             extra=()
             [ "$arm" = baseline ] || extra=(model.teacher.checkpoint="$teacher")
             if declare -F arm_options > /dev/null; then
-                mapfile -t -O ${#extra[@]} extra < <(arm_options "$arm" "$teacher")
+                mapfile -t -O ${#extra[@]} extra < <(
+                    arm_options "$arm" "$teacher" | sed '/^$/d')
             fi
             throttle
             job "$arm" "${CONFIG[$arm]}" "$seed" ${extra[@]+"${extra[@]}"} &

@@ -34,8 +34,9 @@ class CIRKDMiniBatchLoss(nn.Module):
     ``softmax(S^s) - softmax(S^t)``, written over the student's; the
     authors' loop over pairs keeps two per pair). Memory: ``B^2 N^2`` floats
     per map (1.07 GB in float32 for 2 images of 64 x 128 embeddings,
-    Cityscapes 512 x 1024 crops at output stride 8), one of them held from
-    the forward to the backward, plus 64 MiB of the teacher's at a time.
+    Cityscapes 512 x 1024 crops at output stride 8; half under bf16 / fp16
+    autocast), one of them held from the forward to the backward, plus
+    64 MiB of the teacher's at a time.
 
     The relations are among the images of one process's batch: the
     authors' all-gather lines are commented out.

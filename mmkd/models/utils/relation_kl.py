@@ -4,6 +4,7 @@ from typing import Optional
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 # rows of the teacher's relation matrix made at a time: 2**24 elements
 # (64 MiB in float32); rows of the softmax work at a time: 2**18 elements
@@ -56,6 +57,7 @@ class _RelationKLSum(torch.autograd.Function):
         return total.to(dtype)
 
     @staticmethod
+    @once_differentiable  # G is a constant here: no second derivatives
     def backward(ctx, grad_output: Tensor):
         grad, left_S, right_S = ctx.saved_tensors
         grad_left = grad_right = None
@@ -97,16 +99,19 @@ def relation_kl_sum(left_S: Tensor,
     Returns:
         Tensor: Scalar; float32 when the relations are bfloat16 / float16
         (under autocast; the softmax work is in float32), else their dtype.
+        Once differentiable: a second derivative raises.
     """
     R, M = left_S.shape[0], right_S.shape[0]
-    group = group or M
+    group = M if group is None else group
     if (left_S.dim() != 2 or right_S.dim() != 2 or left_T.dim() != 2
             or right_T.dim() != 2 or left_S.shape[1] != right_S.shape[1]
             or left_T.shape[1] != right_T.shape[1] or left_T.shape[0] != R
-            or right_T.shape[0] != M or M % group):
+            or right_T.shape[0] != M or R == 0 or M == 0 or group <= 0
+            or M % group):
         raise ValueError(
             'relation_kl_sum expects (R, C_s) and (M, C_s) student factors, '
-            '(R, C_t) and (M, C_t) teacher factors and a group dividing M, '
+            '(R, C_t) and (M, C_t) teacher factors (R, M > 0) and a positive '
+            'group dividing M, '
             f'got {tuple(left_S.shape)}, {tuple(right_S.shape)}, '
             f'{tuple(left_T.shape)}, {tuple(right_T.shape)}, group={group}')
     return _RelationKLSum.apply(left_S, right_S, left_T.detach(),

@@ -103,3 +103,20 @@ def test_bad_shapes_are_refused():
         relation_kl_sum(left_S, right_S[:, :2], left_T, right_T)
     with pytest.raises(ValueError, match=r'\(R, C_t\)'):
         relation_kl_sum(left_S, right_S, left_T[:3], right_T)
+    for group in (0, -3):
+        with pytest.raises(ValueError, match='positive group'):
+            relation_kl_sum(left_S, right_S, left_T, right_T, group=group)
+    with pytest.raises(ValueError, match='R, M > 0'):
+        relation_kl_sum(left_S[:0], right_S, left_T[:0], right_T)
+
+
+def test_a_second_derivative_raises():
+    left_S, right_S, left_T, right_T = factors(3, 4, 2, 2)
+    left_S.requires_grad_(True)
+    grad, = torch.autograd.grad(
+        relation_kl_sum(left_S, right_S, left_T, right_T), left_S,
+        create_graph=True)
+    # no silent wrong second derivative: the gradient has no graph
+    with pytest.raises(RuntimeError,
+                       match='once_differentiable|does not require grad'):
+        torch.autograd.grad(grad.sum(), left_S)
