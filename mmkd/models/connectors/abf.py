@@ -216,7 +216,10 @@ class _GatedSum(torch.autograd.Function):
         rx, ry, g = _rows(x), _rows(y), _rows(grad)
         w = weight.reshape(2, 2 * c)
         # d loss / d gate_k = sum_c grad * input_k; through the sigmoid
-        d_gates = torch.stack([(g * rx).sum(1), (g * ry).sum(1)], 1)
+        # (row-wise dot products, without a (BHW, C) product map)
+        d_gates = torch.stack(
+            [torch.einsum('ij,ij->i', g, rx),
+             torch.einsum('ij,ij->i', g, ry)], 1)
         d_logits = d_gates.mul_(gates * (1 - gates))  # (BHW, 2)
         grad_x = grad_y = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:

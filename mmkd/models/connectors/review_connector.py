@@ -55,7 +55,8 @@ class ReviewKDConnector(BaseModule):
         norm_cfg (dict): Norm config of the ABFs. Defaults to BN.
         channels_last (bool): Run the review path in channels-last (NHWC)
             memory format: same math, faster convolutions on CPU (measured
-            in docs/en/benchmark.md, "ReviewKD"). Defaults to True.
+            in docs/en/benchmark.md, "ReviewKD"); contiguous inputs get
+            their gradients back contiguous. Defaults to True.
         init_cfg (dict, optional): MMEngine init config. Defaults to None
             (the authors' ABF init).
     """
@@ -136,9 +137,33 @@ class ReviewKDConnector(BaseModule):
                              f'{len(out_sizes)}')
 
         if self.channels_last:
-            x = [f.contiguous(memory_format=torch.channels_last) for f in x]
+            x = [to_channels_last(f) for f in x]
         outs: List[Optional[Tensor]] = [None] * num_levels
         residual = None
         for i in range(num_levels - 1, -1, -1):
             outs[i], residual = self.abfs[i](x[i], residual, out_sizes[i])
         return outs
+
+
+class _ToChannelsLast(torch.autograd.Function):
+    """A channels-last copy whose gradient is handed back contiguous (the
+    input's format; see :func:`to_channels_last`)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return grad.contiguous()
+
+
+def to_channels_last(x: Tensor) -> Tensor:
+    """``x`` in channels-last format. A contiguous ``x`` (a student feature)
+    gets its gradient back contiguous, so the student's backward does not
+    mix memory formats (slow on CPU); otherwise as
+    ``x.contiguous(memory_format=torch.channels_last)``."""
+    if (x.dim() == 4 and x.is_contiguous()
+            and not x.is_contiguous(memory_format=torch.channels_last)):
+        return _ToChannelsLast.apply(x)
+    return x.contiguous(memory_format=torch.channels_last)

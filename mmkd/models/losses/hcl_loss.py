@@ -1,6 +1,7 @@
 """Hierarchical context loss (HCL) of ReviewKD."""
 from typing import List, Sequence, Union
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -36,7 +37,13 @@ class HCLLoss(nn.Module):
     repeats values along the short side, which is still a valid (weighted)
     context term.
 
-    The teacher (target) side is detached.
+    The teacher (target) side is detached. Memory format: the teacher map
+    is copied to the student map's format (contiguous or channels-last) when
+    the two differ, and on channels-last maps the MSE and the global pool
+    run on the ``(N, H, W, C)`` views; the values are the same, and the
+    gradient keeps the student map's format (a mixed-format gradient makes
+    the backward of the layer that produced the map several times slower on
+    CPU).
 
     Args:
         levels (Sequence[int]): Pooled sizes, in the order their weights
@@ -56,17 +63,14 @@ class HCLLoss(nn.Module):
 
     def _stage_loss(self, fs: Tensor, ft: Tensor) -> Tensor:
         h = fs.shape[2]
-        loss = F.mse_loss(fs, ft, reduction='mean')
+        loss = _mse(fs, ft)
         cnt = 1.0
         tot = 1.0
         for lv in self.levels:
             if lv >= h:
                 continue
             cnt /= 2.0
-            loss = loss + cnt * F.mse_loss(
-                F.adaptive_avg_pool2d(fs, (lv, lv)),
-                F.adaptive_avg_pool2d(ft, (lv, lv)),
-                reduction='mean')
+            loss = loss + cnt * _mse(_pool(fs, lv), _pool(ft, lv))
             tot += cnt
         return loss / tot
 
@@ -100,5 +104,39 @@ class HCLLoss(nn.Module):
                 raise ValueError(
                     f'stage {k}: student {tuple(fs.shape)} and teacher '
                     f'{tuple(ft.shape)} must be equal (N, C, H, W) shapes')
-            loss = loss + self._stage_loss(fs, ft.detach())
+            loss = loss + self._stage_loss(fs, _in_layout_of(ft.detach(), fs))
         return self.loss_weight * loss
+
+
+def _channels_last(t: Tensor) -> bool:
+    """Whether a 4-D ``t`` is channels-last and not also contiguous."""
+    return (t.dim() == 4 and not t.is_contiguous()
+            and t.is_contiguous(memory_format=torch.channels_last))
+
+
+def _mse(a: Tensor, b: Tensor) -> Tensor:
+    """``F.mse_loss(a, b)`` (mean over all elements); on channels-last
+    maps over their ``(N, H, W, C)`` views, so that the gradient is
+    channels-last too."""
+    if _channels_last(a) and _channels_last(b):
+        a, b = a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)
+    return F.mse_loss(a, b, reduction='mean')
+
+
+def _pool(x: Tensor, size: int) -> Tensor:
+    """``adaptive_avg_pool2d(x, (size, size))``; for ``size == 1`` on a
+    channels-last map the spatial mean of its ``(N, H, W, C)`` view, shape
+    (N, C) (the same values; the gradient stays channels-last)."""
+    if size == 1 and _channels_last(x):
+        return x.permute(0, 2, 3, 1).mean(dim=(1, 2))
+    return F.adaptive_avg_pool2d(x, (size, size))
+
+
+def _in_layout_of(t: Tensor, ref: Tensor) -> Tensor:
+    """``t`` in the memory format of ``ref`` (channels-last or
+    contiguous): ``t`` itself when it already has it, else a copy."""
+    if ref.is_contiguous():
+        return t.contiguous()
+    if ref.is_contiguous(memory_format=torch.channels_last):
+        return t.contiguous(memory_format=torch.channels_last)
+    return t

@@ -141,3 +141,31 @@ def test_channels_last_is_the_same_function():
     xs = [torch.randn(2, 4, 8, 6), torch.randn(2, 8, 4, 3)]
     for a, b in zip(fast(xs, [(8, 6), (4, 3)]), plain(xs, [(8, 6), (4, 3)])):
         torch.testing.assert_close(a, b)
+
+
+def test_channels_last_gradient_back_in_the_input_format():
+    # contiguous student features get a contiguous gradient (the same
+    # values as without channels-last, float64); channels-last ones keep it
+    torch.manual_seed(1)
+    fast = ReviewKDConnector([4, 8], [6, 12], mid_channels=8).double()
+    plain = ReviewKDConnector([4, 8], [6, 12], mid_channels=8,
+                              channels_last=False).double()
+    plain.load_state_dict(fast.state_dict())
+    cl = torch.channels_last
+    xs = [torch.randn(2, 4, 8, 6, dtype=torch.float64),
+          torch.randn(2, 8, 4, 3, dtype=torch.float64)]
+    grads = []
+    for conn, fmt in ((fast, torch.contiguous_format), (fast, cl),
+                      (plain, torch.contiguous_format)):
+        leaves = [x.clone(memory_format=fmt).requires_grad_() for x in xs]
+        outs = conn(leaves)
+        loss = sum((o * torch.linspace(-1, 1, o.numel(), dtype=o.dtype)
+                    .view_as(o)).sum() for o in outs)
+        grads.append(torch.autograd.grad(loss, leaves))
+    for g in grads[0]:
+        assert g.is_contiguous()
+    for g in grads[1]:
+        assert g.is_contiguous(memory_format=cl) and not g.is_contiguous()
+    for fast_grads in grads[:2]:
+        for a, b in zip(fast_grads, grads[2]):
+            assert (a - b).abs().max() <= 1e-10 * b.abs().max()

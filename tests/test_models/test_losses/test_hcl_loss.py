@@ -100,6 +100,34 @@ def test_gradient_reaches_only_the_student():
         assert t.grad is None
 
 
+@pytest.mark.parametrize('student_cl', [True, False])
+@pytest.mark.parametrize('hw', [(8, 8), (8, 4)])
+def test_mixed_layouts_same_values_gradient_in_student_layout(
+        student_cl, hw):
+    # a channels-last student map against a contiguous teacher map (and the
+    # reverse): value and gradient as the reference on contiguous copies,
+    # and the gradient has the student map's memory format
+    torch.manual_seed(5)
+    cl = torch.channels_last
+    fs0 = torch.randn(2, 3, *hw, dtype=torch.float64)
+    ft0 = torch.randn(2, 3, *hw, dtype=torch.float64)
+    fs = (fs0.contiguous(memory_format=cl) if student_cl else
+          fs0.clone()).requires_grad_()
+    ft = ft0 if student_cl else ft0.contiguous(memory_format=cl)
+    loss = HCLLoss()(fs, ft)
+    (grad, ) = torch.autograd.grad(loss, fs)
+    ref_in = fs0.clone().requires_grad_()
+    ref = _reference(ref_in, ft0)
+    (ref_grad, ) = torch.autograd.grad(ref, ref_in)
+    assert torch.allclose(loss, ref, rtol=1e-10, atol=0)
+    assert torch.allclose(grad, ref_grad, rtol=1e-10, atol=1e-15)
+    if student_cl:
+        assert grad.is_contiguous(memory_format=cl)
+        assert not grad.is_contiguous()
+    else:
+        assert grad.is_contiguous()
+
+
 def test_zero_when_equal():
     x = torch.randn(2, 3, 8, 8)
     assert HCLLoss()([x], [x.clone()]).item() == 0
