@@ -47,6 +47,7 @@ from torch import Tensor
 from mmkd.registry import MODELS
 from .bifpn_blocks import (BiFPNLayer, DepthCfg, check_in_channels,
                            check_pyramid)
+from .review_connector import to_channels_last
 
 
 @MODELS.register_module()
@@ -94,7 +95,10 @@ class BiFPNc(BaseModule):
         channels_last (bool): Run the self-teacher in channels-last (NHWC)
             memory format. Same math; its depthwise convolutions run faster
             on CPU, and its 1x1 convolutions become matrix products
-            (measured in docs/en/benchmark.md, "FRSKD"). Defaults to True.
+            (measured in docs/en/benchmark.md, "FRSKD"). Every gradient keeps
+            the memory format of its map (contiguous student features get
+            theirs back contiguous), as mixed formats make batch-norm and
+            ReLU backward several times slower on CPU. Defaults to True.
         norm_cfg (dict): Norm config. Defaults to ``dict(type='BN')``.
         init_cfg (dict, optional): Defaults to None: PyTorch default init,
             as the authors.
@@ -156,8 +160,14 @@ class BiFPNc(BaseModule):
         x = check_pyramid(x, self.in_channels, type(self).__name__)
         preact = self.preact if preact is None else preact
         if self.channels_last:
-            x = [t.contiguous(memory_format=torch.channels_last) for t in x]
+            x = [to_channels_last(t) for t in x]
         feats = self.layer(x, preact=preact)
         last = F.relu(feats[-1]) if preact else feats[-1]  # post-ReLU
-        pooled = F.adaptive_avg_pool2d(last, 1).flatten(1)
+        if (not last.is_contiguous()
+                and last.is_contiguous(memory_format=torch.channels_last)):
+            # the mean of the (B, H, W, C) view: its gradient stays
+            # channels-last like ``last``
+            pooled = last.permute(0, 2, 3, 1).mean(dim=(1, 2))
+        else:
+            pooled = F.adaptive_avg_pool2d(last, 1).flatten(1)
         return dict(feats=feats, logits=self.fc(pooled))

@@ -371,3 +371,40 @@ def test_up_resize_running_variance_uses_upsampled_count():
     torch.testing.assert_close(block.bn.running_mean,
                                0.1 * z.mean(dim=(0, 2, 3)), rtol=1e-12,
                                atol=1e-12)
+
+
+@pytest.mark.parametrize('preact', [False, True])
+def test_channels_last_gradient_in_the_input_format(preact):
+    # float64, train mode: contiguous student features get a contiguous
+    # gradient, channels-last ones a channels-last one, the same values as
+    # the plain (contiguous) self-teacher; the map that the classifier pools
+    # gets a channels-last gradient (no mixed-format ReLU backward)
+    torch.manual_seed(2)
+    fast = BiFPNc([3, 5, 4], num_classes=6, width=2, preact=preact)
+    fast = fast.double().train()
+    plain = BiFPNc([3, 5, 4], num_classes=6, width=2, preact=preact,
+                   channels_last=False).double().train()
+    plain.load_state_dict(fast.state_dict())
+    cl = torch.channels_last
+    xs = pyramid([3, 5, 4], 8)
+    grads, pooled_grads = [], []
+    for conn, fmt in ((fast, torch.contiguous_format), (fast, cl),
+                      (plain, torch.contiguous_format)):
+        leaves = [x.double().clone(memory_format=fmt).requires_grad_()
+                  for x in xs]
+        out = conn(leaves)
+        last = out['feats'][-1]
+        last.register_hook(pooled_grads.append)
+        logits = out['logits']
+        loss = (logits * torch.linspace(
+            -1, 1, logits.numel(), dtype=logits.dtype).view_as(logits)).sum()
+        grads.append(torch.autograd.grad(loss, leaves))
+    for g in grads[0]:
+        assert g.is_contiguous()
+    for g in grads[1]:
+        assert g.is_contiguous(memory_format=cl) and not g.is_contiguous()
+    for g in pooled_grads[:2]:
+        assert g.is_contiguous(memory_format=cl) and not g.is_contiguous()
+    for fast_grads in grads[:2]:
+        for a, b in zip(fast_grads, grads[2]):
+            assert (a - b).abs().max() <= 1e-10 * b.abs().max()
