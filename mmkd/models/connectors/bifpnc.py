@@ -38,16 +38,15 @@ FRSKD-specific ResNet is needed:
 """
 from typing import Dict, List, Optional, Sequence, Union
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from ..utils.memory_format import global_avg_pool, to_channels_last
 from .bifpn_blocks import (BiFPNLayer, DepthCfg, check_in_channels,
                            check_pyramid)
-from .review_connector import to_channels_last
 
 
 @MODELS.register_module()
@@ -163,11 +162,5 @@ class BiFPNc(BaseModule):
             x = [to_channels_last(t) for t in x]
         feats = self.layer(x, preact=preact)
         last = F.relu(feats[-1]) if preact else feats[-1]  # post-ReLU
-        if (not last.is_contiguous()
-                and last.is_contiguous(memory_format=torch.channels_last)):
-            # the mean of the (B, H, W, C) view: its gradient stays
-            # channels-last like ``last``
-            pooled = last.permute(0, 2, 3, 1).mean(dim=(1, 2))
-        else:
-            pooled = F.adaptive_avg_pool2d(last, 1).flatten(1)
+        pooled = global_avg_pool(last)  # its gradient in last's format
         return dict(feats=feats, logits=self.fc(pooled))

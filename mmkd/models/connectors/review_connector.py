@@ -1,12 +1,12 @@
 """ReviewKD's review path: a chain of ABF modules from deep to shallow."""
 from typing import List, Optional, Sequence, Tuple
 
-import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from ..utils.memory_format import to_channels_last
 from .abf import ABF
 
 
@@ -143,27 +143,3 @@ class ReviewKDConnector(BaseModule):
         for i in range(num_levels - 1, -1, -1):
             outs[i], residual = self.abfs[i](x[i], residual, out_sizes[i])
         return outs
-
-
-class _ToChannelsLast(torch.autograd.Function):
-    """A channels-last copy whose gradient is handed back contiguous (the
-    input's format; see :func:`to_channels_last`)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        return x.contiguous(memory_format=torch.channels_last)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        return grad.contiguous()
-
-
-def to_channels_last(x: Tensor) -> Tensor:
-    """``x`` in channels-last format. A contiguous ``x`` (a student feature)
-    gets its gradient back contiguous, so the student's backward does not
-    mix memory formats (slow on CPU); otherwise as
-    ``x.contiguous(memory_format=torch.channels_last)``."""
-    if (x.dim() == 4 and x.is_contiguous()
-            and not x.is_contiguous(memory_format=torch.channels_last)):
-        return _ToChannelsLast.apply(x)
-    return x.contiguous(memory_format=torch.channels_last)

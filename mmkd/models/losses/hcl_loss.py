@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from ..utils.memory_format import global_avg_pool, is_channels_last
 
 
 @MODELS.register_module()
@@ -108,17 +109,11 @@ class HCLLoss(nn.Module):
         return self.loss_weight * loss
 
 
-def _channels_last(t: Tensor) -> bool:
-    """Whether a 4-D ``t`` is channels-last and not also contiguous."""
-    return (t.dim() == 4 and not t.is_contiguous()
-            and t.is_contiguous(memory_format=torch.channels_last))
-
-
 def _mse(a: Tensor, b: Tensor) -> Tensor:
     """``F.mse_loss(a, b)`` (mean over all elements); on channels-last
     maps over their ``(N, H, W, C)`` views, so that the gradient is
     channels-last too."""
-    if _channels_last(a) and _channels_last(b):
+    if is_channels_last(a) and is_channels_last(b):
         a, b = a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)
     return F.mse_loss(a, b, reduction='mean')
 
@@ -127,8 +122,8 @@ def _pool(x: Tensor, size: int) -> Tensor:
     """``adaptive_avg_pool2d(x, (size, size))``; for ``size == 1`` on a
     channels-last map the spatial mean of its ``(N, H, W, C)`` view, shape
     (N, C) (the same values; the gradient stays channels-last)."""
-    if size == 1 and _channels_last(x):
-        return x.permute(0, 2, 3, 1).mean(dim=(1, 2))
+    if size == 1 and is_channels_last(x):
+        return global_avg_pool(x)
     return F.adaptive_avg_pool2d(x, (size, size))
 
 
