@@ -266,3 +266,63 @@ def test_reference_run_is_compared_only_as_the_versus_reference(
     assert [(c['arm'], c['reference'], c['family'])
             for c in res['comparisons']] == [('dist', 'baseline', 2),
                                              ('dist', 'kd', 2)]
+
+
+def test_a_resumed_run_is_released_with_all_its_logs(tmp_path, collector):
+    """A run killed and resumed has two timestamp dirs: the later log (which
+    ends with the final validation) is seed<N>.log, the earlier one
+    seed<N>.interrupted.log; the released layout reads to the final value
+    of the work dir. A folder not named by a timestamp is no training log."""
+    work = tmp_path / 'work'
+    seed = work / 'kd' / 'seed0'
+    for stamp, epoch, val in (('20260101_000000', 2, 70.0),
+                              ('20260101_010000', 4, 75.0)):
+        d = seed / stamp
+        d.mkdir(parents=True)
+        (d / f'{stamp}.log').write_text(
+            f'2026/01/01 00:00:00 - mmengine - INFO - Epoch(val) [{epoch}]'
+            f'[20/20]    accuracy/top1: {val:.4f}  data_time: 0.1\n')
+    (seed / 'test').mkdir()
+    (seed / 'test' / 'test.log').write_text('not a training log\n')
+    (seed / 'done').write_text('')
+    (seed / 'test.json').write_text(json.dumps({'accuracy/top1': 74.0}))
+    released = tmp_path / 'released'
+    collector.release(str(work), ['kd'], str(released))
+    assert sorted(p.name for p in (released / 'kd').iterdir()) == [
+        'seed0.interrupted.log', 'seed0.log', 'seed0.test.json']
+    assert '[4][20/20]' in (released / 'kd' / 'seed0.log').read_text()
+    assert '[2][20/20]' in (released / 'kd' /
+                            'seed0.interrupted.log').read_text()
+    assert collector.collect_run(str(released / 'kd')) == \
+        collector.collect_run(str(work / 'kd')) == dict(
+            val={'seed0': 75.0}, test={'seed0': 74.0}, fit={})
+
+
+@pytest.mark.parametrize('second', ['train only', 'scalars only'])
+def test_a_resumed_run_whose_last_log_cannot_be_released_is_refused(
+        tmp_path, collector, second):
+    """The released seed<N>.log must give the run's final validation: a
+    last attempt that logged none (killed in its final validation after
+    the checkpoint) or that left only a scalars.json is refused, saying
+    which run, instead of losing the value."""
+    seed = tmp_path / 'work' / 'kd' / 'seed0'
+    first = seed / '20260101_000000'
+    first.mkdir(parents=True)
+    (first / '20260101_000000.log').write_text(
+        '2026/01/01 00:00:00 - mmengine - INFO - Epoch(val) [4][20/20]'
+        '    accuracy/top1: 75.0000  data_time: 0.1\n')
+    last = seed / '20260101_010000'
+    if second == 'train only':
+        last.mkdir()
+        (last / '20260101_010000.log').write_text(
+            '2026/01/01 01:00:00 - mmengine - INFO - Epoch(train) [4][1/20]'
+            '    lr: 1.0000e-01  loss: 1.0000\n')
+    else:
+        (last / 'vis_data').mkdir(parents=True)
+        (last / 'vis_data' / 'scalars.json').write_text(
+            json.dumps({'accuracy/top1': 75.0, 'step': 4}) + '\n')
+    (seed / 'done').write_text('')
+    with pytest.raises(SystemExit, match=str(seed)):
+        collector.release(str(tmp_path / 'work'), ['kd'],
+                          str(tmp_path / 'released'))
+    assert not (tmp_path / 'released' / 'kd' / 'seed0.log').exists()

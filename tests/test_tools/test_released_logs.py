@@ -103,6 +103,13 @@ PAIRED = [
           name='the method', metric='mIoU',
           versus=['skd', 'cirkd', 'cwd', 'mgd'], family_wise=True,
           teacher=('teacher', 'PSPNet-R34 teacher'))),
+    ('reviewkd', 'detection-protocol', 'detection_protocol',
+     dict(arms=[('baseline', 'FCOS R-18/2 (CE)'), ('reviewkd', '+ ReviewKD'),
+                ('cwd', '+ CWD'), ('pkd', '+ PKD'), ('fgd', '+ FGD'),
+                ('mgd', '+ MGD')],
+          name='the method', metric='coco/bbox_mAP',
+          versus=['reviewkd', 'cwd', 'pkd', 'fgd', 'mgd'], family_wise=True,
+          teacher=('teacher', 'FCOS R-50/2 teacher'))),
 ]
 
 

@@ -113,14 +113,23 @@ def _dedupe(records: List[Dict]) -> List[Dict]:
 
 
 def timestamp_dirs(work_dir: str) -> List[str]:
-    """The ``<timestamp>`` dirs of a work dir that hold a log, oldest first
-    (a resumed run continues in a new one)."""
+    """The ``<timestamp>`` dirs (MMEngine's ``%Y%m%d_%H%M%S``) of a work
+    dir that hold a log, oldest first (a resumed run continues in a new
+    one)."""
     dirs = [
-        d for d in glob.glob(osp.join(work_dir, '*')) if osp.isdir(d) and (
-            osp.isfile(osp.join(d, 'vis_data', 'scalars.json'))
-            or glob.glob(osp.join(d, '*.log')))
+        d for d in glob.glob(osp.join(work_dir, '*'))
+        if osp.isdir(d) and re.fullmatch(r'\d{8}_\d{6}', osp.basename(d)) and
+        (osp.isfile(osp.join(d, 'vis_data', 'scalars.json')) or text_log(d))
     ]
     return sorted(dirs)
+
+
+def text_log(timestamp_dir: str) -> Optional[str]:
+    """The text log MMEngine writes into a ``<timestamp>`` dir
+    (``<timestamp>.log``; the last by name if there are several), or None.
+    """
+    logs = sorted(glob.glob(osp.join(timestamp_dir, '*.log')))
+    return logs[-1] if logs else None
 
 
 def load_run(path: str) -> List[Dict]:
@@ -135,8 +144,7 @@ def load_run(path: str) -> List[Dict]:
             if osp.isfile(scalars):
                 records += parse_scalars(scalars)
             else:
-                records += parse_text_log(
-                    sorted(glob.glob(osp.join(d, '*.log')))[-1])
+                records += parse_text_log(text_log(d))
         if not records and not timestamp_dirs(path):
             raise FileNotFoundError(
                 f'{path} holds no <timestamp>/vis_data/scalars.json and no '

@@ -47,6 +47,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import statistics
 import sys
 from typing import Dict, List, Optional, Tuple
@@ -58,7 +59,7 @@ sys.path.insert(
 from paired_stats import (comparison_lines, format_mean_std,  # noqa: E402
                           paired_comparison, seed_key)
 from training_logs import (load_run, replace_marked_block,  # noqa: E402
-                           series, timestamp_dirs)
+                           series, text_log, timestamp_dirs)
 
 METRIC_NAMES = {'accuracy/top1': 'top-1', 'mIoU': 'mIoU',
                 'coco/bbox_mAP': 'box AP', 'coco/bbox_mAP_50': 'box AP50'}
@@ -86,7 +87,8 @@ def json_metric(path: str, metric: str) -> Optional[float]:
 
 def seed_files(run_dir: str) -> Dict[str, Tuple[str, str, str]]:
     """``{seed: (training run, test json, fit json)}``: a work dir's
-    ``seed<N>/`` or, where there is none, a released ``seed<N>.log``."""
+    ``seed<N>/`` or, where there is none, a released ``seed<N>.log`` (not
+    the ``seed<N>.interrupted*.log`` of a resumed run)."""
     out = {}
     for path in glob.glob(osp.join(run_dir, 'seed*')):
         name = osp.basename(path)
@@ -95,7 +97,7 @@ def seed_files(run_dir: str) -> Dict[str, Tuple[str, str, str]]:
                          osp.join(path, 'fit.json'))
     for path in glob.glob(osp.join(run_dir, 'seed*.log')):
         seed = osp.basename(path)[:-len('.log')]
-        if seed not in out:
+        if re.fullmatch(r'seed\d+', seed) and seed not in out:
             stem = path[:-len('.log')]
             out[seed] = (path, f'{stem}.test.json', f'{stem}.fit.json')
     return out
@@ -116,21 +118,37 @@ def collect_run(run_dir: str,
     return out
 
 
-def release(work: str, runs, dest: str) -> None:
-    """Copy the finished seeds of ``runs`` into the released layout."""
+def release(work: str,
+            runs,
+            dest: str,
+            metric: str = 'accuracy/top1') -> None:
+    """Copy the finished seeds of ``runs`` into the released layout:
+    ``<dest>/<run>/seed<N>.log`` (the training log; of a run that was
+    interrupted and resumed, the last one, which ends with the final
+    validation, the earlier ones as ``seed<N>.interrupted.log`` or, for
+    several, ``seed<N>.interrupted1.log``, ... in order; refused when that
+    last log does not give the run's final validation ``metric``) and the
+    test / fit json."""
     import shutil
     for run in runs:
         files = seed_files(osp.join(work, run))
         for seed, (path, test, fit) in sorted(files.items()):
             if not osp.isdir(path) or not osp.isfile(osp.join(path, 'done')):
                 continue
-            logs = sorted(glob.glob(osp.join(path, '2*', '*.log')))
-            if len(logs) != 1:
-                raise SystemExit(f'{path}: {len(logs)} training logs; a '
-                                 'resumed run has several, release them by '
-                                 'hand')
+            logs = [text_log(d) for d in timestamp_dirs(path)]
+            if not logs or not all(logs):
+                raise SystemExit(f'{path}: finished, but a timestamp dir '
+                                 'holds no text log to release')
+            *earlier, last = logs
+            if final_val(last, metric) != final_val(path, metric):
+                raise SystemExit(
+                    f'{path}: its last log {last} does not end with the '
+                    "run's final validation; release this seed by hand")
             os.makedirs(osp.join(dest, run), exist_ok=True)
-            shutil.copyfile(logs[0], osp.join(dest, run, f'{seed}.log'))
+            shutil.copyfile(last, osp.join(dest, run, f'{seed}.log'))
+            for i, log in enumerate(earlier, 1):
+                tag = 'interrupted' + (str(i) if len(earlier) > 1 else '')
+                shutil.copyfile(log, osp.join(dest, run, f'{seed}.{tag}.log'))
             for src, kind in ((test, 'test'), (fit, 'fit')):
                 if osp.isfile(src):
                     shutil.copyfile(
@@ -629,7 +647,7 @@ def main(argv=None):
             osp.join(args.work, 'select_*')) if osp.isdir(d)]
         extra = [r[0] for r in (args.reference, args.teacher) if r]
         release(args.work, [a for a, _ in arms] + extra + sorted(selection),
-                args.release)
+                args.release, args.metric)
     name = args.name or arms[1][1].rsplit('+ ', 1)[-1]
     text = table(args.work, arms, name, args.selected, args.metric,
                  args.versus, args.family_wise,
