@@ -149,16 +149,12 @@ def test_nuclei_config_trains_one_iteration(tmp_path):
     train_one_iteration(nuclei_config(tmp_path), str(tmp_path / 'work'))
 
 
-def test_train_step_of_the_built_config(tmp_path, load_tool):
+def built_config(tmp_path):
     """The DeepLabV3 config's distiller (tiny teacher, small queues) and
-    optimizer wrapper, one ``train_step`` on a hand-made batch, without a
-    Runner: the student and the projection head change, the teacher does
-    not, the queues receive the batch."""
+    its optimizer wrapper."""
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
 
     from mmkd.registry import MODELS
     cfg = Config.fromfile(cityscapes_config(tmp_path, CITYSCAPES[0]))
@@ -166,8 +162,15 @@ def test_train_step_of_the_built_config(tmp_path, load_tool):
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.train()
-    ow = build_optim_wrapper(model, cfg.optim_wrapper)
-    g = torch.Generator().manual_seed(0)
+    return model, build_optim_wrapper(model, cfg.optim_wrapper)
+
+
+def hand_made_batch(seed=0):
+    """Two 64x64 crops with labels of 19 classes, the last rows
+    ignored."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(seed)
     samples = []
     for _ in range(2):
         sample = SegDataSample(
@@ -182,6 +185,15 @@ def test_train_step_of_the_built_config(tmp_path, load_tool):
             for _ in range(2)
         ],
         data_samples=samples)
+    return data
+
+
+def test_train_step_of_the_built_config(tmp_path, load_tool):
+    """One ``train_step`` of the built config on a hand-made batch,
+    without a Runner: the student and the projection head change, the
+    teacher does not, the queues receive the batch."""
+    model, ow = built_config(tmp_path)
+    data = hand_made_batch()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     log = model.train_step(data, ow)
@@ -199,6 +211,37 @@ def test_train_step_of_the_built_config(tmp_path, load_tool):
     # the converted student has no queue
     student = load_tool('convert_to_student.py').student_state_dict(after)
     assert student and not any('queue' in k for k in student)
+
+
+def test_a_skipped_step_leaves_the_queues_as_they_were(tmp_path):
+    """A step with a non-finite loss is skipped after the enqueue: the
+    memory undoes its writes (slots and pointers), so every buffer is as
+    before the step, and the guard's snapshot holds no copy of the
+    queues."""
+    model, ow = built_config(tmp_path)
+    model.train_step(hand_made_batch(0), ow)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    memory = model.connectors['cirkd_memory']
+    assert memory._undo_log is None  # a kept step keeps no log
+    written = []
+    model.distill_losses['loss_memory'].register_forward_hook(
+        lambda *_: written.append(
+            [b.clone() for b in memory.undo_log_buffers()]))
+    model.distill_losses['loss_kd'].register_forward_hook(
+        lambda module, inputs, out: out * float('nan'))
+    log = model.train_step(hand_made_batch(1), ow)
+    assert log['nonfinite.skipped'] == 1
+    # the enqueue of the skipped step wrote slots and moved the pointers
+    for old, new in zip(
+        (before[PREFIX + k] for k in QUEUES[::2] + QUEUES[1::2]),
+            written[0]):
+        assert not torch.equal(old, new)
+    after = model.state_dict()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+    sizes = [c.shape for c in model.guard.snapshot._copies]
+    assert sizes and memory.pixel_queue.shape not in sizes
+    assert memory.region_queue.shape not in sizes
 
 
 def test_config_sizes():

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from ..utils import GROUND_TRUTH_KEYS, get_ground_truth
+from .nonfinite_guard import BufferSnapshot
 
 Source = Union[str, Sequence[str]]
 ProbeGT = Callable[[str, str], Any]
@@ -104,16 +105,15 @@ def state_kept(modules: Sequence[nn.Module]):
     """Run a block, then put back the buffers of ``modules`` and torch's
     CPU random generator as they were before it: the losses run on the
     probe must leave no trace (e.g. the probe's embeddings written into the
-    memory queues of CIRKD's connector, or random numbers drawn)."""
-    buffers = [b for m in modules for b in m.buffers()]
-    saved = [b.detach().clone() for b in buffers]
+    memory queues of CIRKD's connector, which undoes its own writes, or
+    random numbers drawn). ``modules`` must not share submodules."""
+    snapshots = [BufferSnapshot().take(m) for m in modules]
     with torch.random.fork_rng(devices=[]):
         try:
             yield
         finally:
-            with torch.no_grad():
-                for buffer, value in zip(buffers, saved):
-                    buffer.copy_(value)
+            for snapshot in snapshots:
+                snapshot.restore()
 
 
 class DistillGraph:

@@ -6,7 +6,8 @@ statistics NaN already in the forward. :class:`NonFiniteGuard` makes such a
 step change nothing:
 
 * before the forward, the model's buffers are copied (BN running statistics,
-  spectral-norm vectors: the only state a forward changes);
+  spectral-norm vectors: the only state a forward changes), except those a
+  module undoes itself (CIRKD's queues: :class:`BufferSnapshot`);
 * after the forward, every logged loss term (and their sum) is checked; a
   non-finite one skips the backward and the optimizer step and puts the
   buffers back;
@@ -70,19 +71,35 @@ def _all_finite_everywhere(flag: Tensor) -> bool:
 
 class BufferSnapshot:
     """Values of a module's buffers, taken before a forward and put back
-    after a skipped step.
+    after a skipped step (or after the build-time probe of the losses:
+    :func:`~mmkd.models.distillers.distill_graph.state_kept`).
 
     The copies are kept between steps and refreshed by one
     ``torch._foreach_copy_`` (no allocation while the buffers stay the same
     tensors); they are not deep-copied or pickled with the model.
+
+    A submodule that writes few elements of large buffers per step (CIRKD's
+    queues) can undo its own writes instead of being copied whole: it
+    defines ``undo_log_buffers()`` (the buffers it undoes),
+    ``start_undo_log()`` (called by :meth:`take`: record from now on what
+    each write overwrites) and ``undo()`` (called by :meth:`restore`: put
+    back what was recorded, newest first) and ``stop_undo_log()`` (called
+    by :meth:`discard` when the step is kept). One snapshot at a time may
+    cover an undoable module (the log is the module's).
     """
 
     def __init__(self) -> None:
         self._buffers: List[Tensor] = []
         self._copies: List[Tensor] = []
+        self._undoable: List[nn.Module] = []
 
     def take(self, module: nn.Module) -> 'BufferSnapshot':
-        buffers = list(module.buffers())
+        undoable = [
+            m for m in module.modules()
+            if callable(getattr(m, 'start_undo_log', None))
+        ]
+        own = {id(b) for m in undoable for b in m.undo_log_buffers()}
+        buffers = [b for b in module.buffers() if id(b) not in own]
         if len(buffers) != len(self._buffers) or any(
                 a is not b for a, b in zip(buffers, self._buffers)):
             self._buffers = buffers
@@ -90,12 +107,24 @@ class BufferSnapshot:
         if buffers:
             with torch.no_grad():
                 torch._foreach_copy_(self._copies, buffers)
+        for m in undoable:
+            m.start_undo_log()
+        self._undoable = undoable
         return self
 
     def restore(self) -> None:
         if self._buffers:
             with torch.no_grad():
                 torch._foreach_copy_(self._buffers, self._copies)
+        for m in self._undoable:
+            m.undo()
+        self._undoable = []
+
+    def discard(self) -> None:
+        """The step is kept: the undoable modules stop recording."""
+        for m in self._undoable:
+            m.stop_undo_log()
+        self._undoable = []
 
     def __deepcopy__(self, memo) -> 'BufferSnapshot':
         return BufferSnapshot()
@@ -354,6 +383,8 @@ class NonFiniteGuard:
             if scaler is not None and _scale_went_down(scaler, scale):
                 now = float(scaler.get_scale())
                 if now >= self.min_loss_scale:
+                    if snapshot is not None:
+                        snapshot.discard()
                     return {}  # the scaler's skip: not counted, not good
                 if snapshot is not None:
                     snapshot.restore()
@@ -362,5 +393,7 @@ class NonFiniteGuard:
                      f'min_loss_scale={self.min_loss_scale:g}: not an '
                      'overflow of the scaled loss)'], 'gradient(s)',
                     log_vars)
+        if snapshot is not None:
+            snapshot.discard()
         self.passed()
         return {}

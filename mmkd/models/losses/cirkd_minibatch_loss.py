@@ -3,7 +3,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from ..utils import relation_kl_sum
+from ..utils import self_relation_kl_sum
 
 
 @MODELS.register_module()
@@ -27,16 +27,18 @@ class CIRKDMiniBatchLoss(nn.Module):
     ``pooling=True`` both embeddings are first average-pooled 2x2 (stride
     2, ``ceil_mode``), the authors' option.
 
-    All ``B^2`` maps are the ``(B N, B N)`` relations of one matrix product,
-    each row a softmax over each image's ``N`` columns; no loop over pairs.
-    :func:`~mmkd.models.utils.relation_kl_sum` makes the teacher's block by
-    block and keeps one map for the backward pass (the gradient,
-    ``softmax(S^s) - softmax(S^t)``, written over the student's; the
-    authors' loop over pairs keeps two per pair). Memory: ``B^2 N^2`` floats
-    per map (1.07 GB in float32 for 2 images of 64 x 128 embeddings,
+    The ``B^2`` maps are the tiles of the ``(B N, B N)`` relations of all
+    pixels, each row a softmax over each image's ``N`` columns. They are
+    symmetric (``S_ji = S_ij^T``):
+    :func:`~mmkd.models.utils.self_relation_kl_sum` makes only the maps
+    ``(i, j)`` with ``i <= j``, takes the map ``(j, i)``'s terms from the
+    columns of ``(i, j)``, and keeps for the backward pass the gradient
+    written over the student's maps (the authors' loop over pairs makes all
+    ``B^2`` maps of both networks and keeps two per pair). Memory:
+    ``N^2`` floats per map (268 MB in float32 for 64 x 128 embeddings,
     Cityscapes 512 x 1024 crops at output stride 8; half under bf16 / fp16
-    autocast), one of them held from the forward to the backward, plus
-    64 MiB of the teacher's at a time.
+    autocast), ``B (B + 1) / 2`` of them held from the forward to the
+    backward, plus one of the teacher's at a time.
 
     The relations are among the images of one process's batch: the
     authors' all-gather lines are commented out.
@@ -92,7 +94,7 @@ class CIRKDMiniBatchLoss(nn.Module):
         B, _, h, w = preds_S.shape
         N = h * w
         s, t = self._pixels(preds_S), self._pixels(preds_T)
-        kl = relation_kl_sum(s / self.tau, s, t / self.tau, t, group=N)
+        kl = self_relation_kl_sum(s, t, 1. / self.tau, group=N)
         return self.loss_weight * kl / (N * B * B)
 
     @staticmethod

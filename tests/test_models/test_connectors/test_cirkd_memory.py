@@ -249,3 +249,28 @@ def test_two_gloo_processes_hold_identical_queues(tmp_path):
         assert torch.equal(r0[k], r1[k]), k
         assert torch.equal(r0[k], getattr(single, k)), k
     assert (r0['pixel_queue_ptr'] > 0).any()
+
+
+def test_undo_puts_back_every_write_and_the_log_is_not_state():
+    """Two enqueues (the same class in both images, pointers wrapping):
+    undo restores the queues and pointers; a copy of the module carries no
+    log; after stop_undo_log nothing is recorded."""
+    torch.manual_seed(0)
+    memory = CIRKDMemory(4, 6, num_classes=2, pixel_memory_size=5,
+                         region_memory_size=3, pixel_contrast_size=2,
+                         region_contrast_size=2, pixel_update_freq=2)
+    before = [b.clone() for b in memory.undo_log_buffers()]
+    memory.start_undo_log()
+    embed = F.normalize(torch.randn(2, 6, 2, 2), dim=1)
+    labels = torch.tensor([[[0, 0], [1, 1]], [[0, 1], [1, 255]]])
+    for _ in range(2):
+        memory.enqueue(embed, labels)
+    assert not torch.equal(memory.region_queue_ptr, before[3])
+    assert copy.deepcopy(memory)._undo_log is None
+    memory.undo()
+    for old, now in zip(before, memory.undo_log_buffers()):
+        assert torch.equal(old, now)
+    memory.start_undo_log()
+    memory.stop_undo_log()
+    memory.enqueue(embed, labels)
+    assert memory._undo_log is None
