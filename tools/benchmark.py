@@ -26,7 +26,12 @@ batch (so machine noise hits every mode alike):
   ``torch.compile`` as MMEngine's Runner does with ``compile=True``; the
   first call (the compilation) is timed apart.
 
-It reports the median ms per iteration, the ratios ``distiller / floor``
+It reports the median ms per iteration (on CPU also the process's CPU
+time per iteration, ``cpu_ms_per_iter``, which other work on the cores
+slows much less than the wall clock, and its ratio
+``cpu_ratio_to_floor``; with ``--threads 1`` only: it sums all threads,
+and idle OpenMP workers spin), the ratio of each iteration
+(``ratios_to_floor_per_iter``), the ratios ``distiller / floor``
 and ``distiller / student`` (``amp_ratios``: the same per ``--amp-dtype``),
 each ``distiller*`` mode's time over the float32 step (``ratio_to_fp32``),
 and the memory of each mode: on CUDA the peak allocation during the mode's
@@ -285,6 +290,14 @@ def ratio(ms, a, b):
     return ms[a] / ms[b] if a in ms and b in ms else None
 
 
+def per_iteration(times, a, b):
+    """The ratios ``a / b`` of each iteration (rounded to 3 digits), or
+    None without both modes."""
+    if a not in times or b not in times:
+        return None
+    return [round(x / y, 3) for x, y in zip(times[a], times[b])]
+
+
 def cpu_info() -> dict:
     """The CPU's model name and its bfloat16-related flags (Linux)."""
     info = dict(model_name=platform.processor() or platform.machine(),
@@ -515,6 +528,7 @@ def main():
             torch.cuda.synchronize()
 
     times = {name: [] for name in modes}
+    cpu_times = {name: [] for name in modes}
     memory, step_memory = {}, {}
     for name, fn in modes.items():  # warm-up, mode by mode; the memory
         for _ in range(args.warmup - 1):  # on the last warm-up iteration
@@ -534,12 +548,14 @@ def main():
     for _ in range(args.iters):
         for name, fn in modes.items():
             sync()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             fn()
             sync()
             times[name].append((time.perf_counter() - start) * 1000)
+            cpu_times[name].append((time.process_time() - cpu_start) * 1000)
 
     ms = {name: statistics.median(v) for name, v in times.items()}
+    cpu_ms = {name: statistics.median(v) for name, v in cpu_times.items()}
     trainable = [p for p in model.parameters() if p.requires_grad]
     record = dict(
         config=args.config,
@@ -553,6 +569,15 @@ def main():
         iters=args.iters,
         ms_per_iter=ms,
         ratio_to_floor=ratio(ms, 'distiller', 'floor'),
+        # the process's CPU time (all its threads): on CPU, what the step
+        # costs whatever else runs on the cores; per iteration, the ratio
+        # of the step to the floor timed just before or after it
+        cpu_ms_per_iter=cpu_ms if device == 'cpu' else None,
+        cpu_ratio_to_floor=(ratio(cpu_ms, 'distiller', 'floor')
+                            if device == 'cpu' else None),
+        ratios_to_floor_per_iter=per_iteration(times, 'distiller', 'floor'),
+        cpu_ratios_to_floor_per_iter=(per_iteration(
+            cpu_times, 'distiller', 'floor') if device == 'cpu' else None),
         ratio_to_student=ratio(ms, 'distiller', 'student'),
         amp_ratios={
             dtype: dict(
@@ -568,6 +593,14 @@ def main():
         },
         compile_first_call_ms=compile_ms,
         command=' '.join(['python'] + sys.argv),
+        # settings that change step times from outside the command
+        env={
+            k: v
+            for k, v in sorted(os.environ.items())
+            if k.startswith(('OMP_', 'KMP_', 'GOMP_', 'MKL_', 'MALLOC_',
+                             'GLIBC_', 'PYTORCH_', 'ONEDNN_', 'DNNL_'))
+            or k == 'LD_PRELOAD'
+        },
         memory_mb=memory,
         memory_kind=('cuda peak allocated' if device == 'cuda' else
                      'activations saved for backward'),
