@@ -1,8 +1,9 @@
 """Train a model (a distiller or a plain task model) with MMEngine's Runner.
 
 Usage:
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp [--amp-dtype D]]
-        [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
+        [--amp [--amp-dtype D]] [--cfg-options k=v ...]
+        [--launcher none|pytorch|slurm|mpi]
 Multi-process: tools/train.sh CONFIG N (GPUs, or CPU processes with gloo).
 """
 import argparse

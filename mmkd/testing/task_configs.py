@@ -157,7 +157,9 @@ def seg_config(path, data: dict, depth: int = 18) -> str:
     """mmseg PSPNet R-{depth} on a Cityscapes-layout dataset, 64 px."""
     return write(
         path, """
-        _base_ = ['mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py']
+        _base_ = [
+            'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
+        ]
         """, seg_data(data), f"""
         data_preprocessor = dict(size=crop_size)
         model = dict(

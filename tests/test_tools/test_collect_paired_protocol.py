@@ -239,7 +239,6 @@ def test_multi_arm_family_versus_and_teacher_row_on_miou(tmp_path, collector,
     assert 'plot_paired_differences.py' in text
 
 
-
 def test_reference_run_is_compared_only_as_the_versus_reference(
         tmp_path, collector):
     """``reference``: a row and the REF of ``versus``, never compared with

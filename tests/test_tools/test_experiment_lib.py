@@ -224,7 +224,8 @@ def test_run_protocol_refuses_an_unknown_arm_before_training(shell, tmp_path):
 def test_run_protocol_restores_the_thread_counts_when_the_teacher_fails(
         shell, tmp_path):
     script = ('declare -A CONFIG=([baseline]=b.py)\n'
-              'run_protocol t.py || echo "$OMP_NUM_THREADS $MKL_NUM_THREADS"\n')
+              'run_protocol t.py || '
+              'echo "$OMP_NUM_THREADS $MKL_NUM_THREADS"\n')
     proc, _ = shell(
         script, SEEDS='0', ARMS='baseline', EVALUATE='0', KILL_CONFIG='t.py',
         JOBS='2', OMP_NUM_THREADS='1', MKL_NUM_THREADS='3')

@@ -114,8 +114,8 @@ def check_loads_without_mmkd(tmp, cfg, ckpt, init, infer, img_path,
     ``init`` in a process where mmkd cannot be imported, and compare its
     outputs with the distiller's student on a real image (``rtol``/``atol``:
     ``torch.testing.assert_close``'s, default: its float32 ones)."""
-    student_ckpt, student_cfg = str(tmp / 'student.pth'), str(tmp /
-                                                               'student.py')
+    student_ckpt = str(tmp / 'student.pth')
+    student_cfg = str(tmp / 'student.py')
     run(['tools/convert_to_student.py', cfg, ckpt, student_ckpt])
     converted = torch.load(student_ckpt, map_location='cpu',
                            weights_only=True)

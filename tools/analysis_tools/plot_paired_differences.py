@@ -1,8 +1,9 @@
 """Draw the paired comparisons of a protocol into one PNG (a forest plot).
 
-Reads the ``results.json`` that ``tools/experiments/collect_paired_protocol.py``
-writes (its ``comparisons``: every test comparison of the protocol). One row
-per comparison, ``arm - reference``: the per-seed differences as dots, their
+Reads the ``results.json`` that
+``tools/experiments/collect_paired_protocol.py`` writes (its
+``comparisons``: every test comparison of the protocol). One row per
+comparison, ``arm - reference``: the per-seed differences as dots, their
 mean as a diamond, the 95 % t-interval as a thick bar and, when the protocol
 corrects for its family of comparisons, the Bonferroni-corrected interval as
 a thin bar; a dashed line at 0. A comparison decides only when its corrected
@@ -26,7 +27,11 @@ from typing import Dict, List, Optional
 
 from training_logs import replace_marked_block
 
-METRIC_NAMES = {'accuracy/top1': 'top-1', 'mIoU': 'mIoU', 'coco/bbox_mAP': 'box AP'}
+METRIC_NAMES = {
+    'accuracy/top1': 'top-1',
+    'mIoU': 'mIoU',
+    'coco/bbox_mAP': 'box AP'
+}
 
 
 def rows(results: dict) -> List[Dict]:

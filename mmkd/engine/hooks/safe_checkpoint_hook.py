@@ -84,8 +84,8 @@ def _step_pattern(filename_tmpl: str) -> 're.Pattern':
     return re.compile(re.escape(prefix) + r'(\d+)' + re.escape(suffix) + '$')
 
 
-def list_checkpoints(ckpt_dir: str, filename_tmpl: str) -> List[Tuple[int,
-                                                                     str]]:
+def list_checkpoints(ckpt_dir: str,
+                     filename_tmpl: str) -> List[Tuple[int, str]]:
     """``(step, path)`` of the files in ``ckpt_dir`` named by
     ``filename_tmpl`` (e.g. ``'iter_{}.pth'``), newest first."""
     if not osp.isdir(ckpt_dir):

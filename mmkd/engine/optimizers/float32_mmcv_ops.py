@@ -10,7 +10,8 @@ operators: NMS selects the boxes on float32 copies (it returns indices, and
 the kept boxes and scores keep the caller's dtype), and ``RoIAlign`` pools
 a float32 copy of the features and returns the result in the features'
 dtype (mmdet's RoI extractor writes it into a tensor of that dtype; the
-casts are differentiable, so the gradient reaches the feature map). Outside the context mmcv is unchanged.
+casts are differentiable, so the gradient reaches the feature map).
+Outside the context mmcv is unchanged.
 """
 from contextlib import contextmanager
 from typing import Iterator

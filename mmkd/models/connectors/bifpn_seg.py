@@ -72,7 +72,8 @@ class BiFPNSegLayer(nn.Module):
         num_levels: int,
         is_last: bool = False,
         align_corners: bool = False,
-        norm_cfg: dict = dict(type='BN')) -> None:
+        norm_cfg: dict = dict(type='BN')
+    ) -> None:
         super().__init__()
         self.is_last = is_last
         self.align_corners = align_corners

@@ -1,9 +1,10 @@
 """Feature taps: record a module's output (or input) by a forward hook.
 
-A tap is declared in a config by module path, e.g. ``'student.backbone.layer4'``
-(the module's output) or ``dict(path='teacher.backbone.layer4.1.relu',
-io='input', call=1)`` (the *input* of the second call of a shared ReLU: the
-pre-activation residual sum of the last block of mmpretrain's ResNet stage),
+A tap is declared in a config by module path, e.g.
+``'student.backbone.layer4'`` (the module's output) or
+``dict(path='teacher.backbone.layer4.1.relu', io='input', call=1)`` (the
+*input* of the second call of a shared ReLU: the pre-activation residual
+sum of the last block of mmpretrain's ResNet stage),
 or ``dict(path='teacher.auxiliary_head.conv_seg', run_head='auxiliary_head')``
 (a head that the tensor-mode forward skips, run on the extracted features:
 see :mod:`.extra_heads`). The models themselves are never edited.
@@ -102,7 +103,8 @@ class FeatureTap:
 
     @property
     def complete(self) -> bool:
-        """Whether the wanted call has been seen (never, for negative calls)."""
+        """Whether the wanted call has been seen (never, for negative
+        calls)."""
         want = 0 if self.call is None else self.call
         return want >= 0 and len(self.calls) > want
 

@@ -283,12 +283,12 @@ class _SelfRelationKLSum(torch.autograd.Function):
             x, dtype=torch.promote_types(x.dtype, torch.float32))
         tiles = iter(grads)
         for i in range(ctx.num):
-            I = slice(i * group, (i + 1) * group)
+            rows_i = slice(i * group, (i + 1) * group)
             for j in range(i, ctx.num):
-                J = slice(j * group, (j + 1) * group)
+                rows_j = slice(j * group, (j + 1) * group)
                 G = next(tiles)  # d / d S_ij; S_ij = scale x_i x_j^T
-                grad_x[I] += G @ x[J]
-                grad_x[J] += G.T @ x[I]
+                grad_x[rows_i] += G @ x[rows_j]
+                grad_x[rows_j] += G.T @ x[rows_i]
         return (grad_x.to(x_S.dtype) * (ctx.scale * grad_output), None, None,
                 None)
 

@@ -126,7 +126,8 @@ def test_tf_same_maxpool_nonnegative_fast_path(hw):
     a = pool.forward_nonnegative(torch.relu(za))
     b = pool(torch.relu(zb))
     torch.testing.assert_close(a, b, rtol=0, atol=0)
-    torch.testing.assert_close(a, naive_tf_same_maxpool(torch.relu(z)).double())
+    torch.testing.assert_close(a,
+                               naive_tf_same_maxpool(torch.relu(z)).double())
     g = torch.randn(a.shape, dtype=torch.float64)
     (a * g).sum().backward()
     (b * g).sum().backward()

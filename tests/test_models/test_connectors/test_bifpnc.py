@@ -346,8 +346,9 @@ def test_training_step_matches_module_order(norm_cfg, preact):
         ref.zero_grad()
     buffers_b = dict(ref.named_buffers())
     for name, buf in fused.named_buffers():
-        torch.testing.assert_close(buf, buffers_b[name], rtol=1e-10,
-                                   atol=1e-10, msg=lambda m, n=name: f'{n}: {m}')
+        torch.testing.assert_close(
+            buf, buffers_b[name], rtol=1e-10, atol=1e-10,
+            msg=lambda m, n=name: f'{n}: {m}')
 
 
 def test_up_resize_running_variance_uses_upsampled_count():

@@ -1,5 +1,8 @@
+import logging
+
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 from mmkd.registry import MODELS
@@ -30,3 +33,20 @@ def seg_teacher_ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp('seg_teacher') / 'teacher.pth'
     torch.save({'state_dict': teacher.state_dict()}, path)
     return str(path)
+
+
+@pytest.fixture
+def warnings():
+    """Warnings of mmengine's current logger."""
+    records = []
+
+    class Handler(logging.Handler):
+
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Handler(level=logging.WARNING)
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)

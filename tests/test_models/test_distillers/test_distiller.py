@@ -180,7 +180,8 @@ def test_preactivation_tap_of_inplace_relu(teacher_ckpt):
 
 
 @pytest.mark.parametrize('change, error, match', [
-    (dict(taps=dict(s4='student.backbone.layer5', t4='teacher.backbone.layer4')),
+    (dict(taps=dict(s4='student.backbone.layer5',
+                    t4='teacher.backbone.layer4')),
      ValueError, 'no module .backbone.layer5.*Did you mean'),
     (dict(taps=dict(s4='pupil.backbone.layer4', t4='teacher.backbone.layer4')),
      ValueError, "must start with 'student.'"),

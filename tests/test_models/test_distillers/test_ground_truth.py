@@ -92,7 +92,7 @@ class BoxCountLoss(nn.Module):
 
 
 def test_detector_loss_gets_gt_instances(gt_bboxes_key):
-    from mmkd.models.utils import build_task_model, load_model_config
+    from mmkd.models.utils import load_model_config
     MODELS.register_module(
         'TestBoxFeatureLoss', module=BoxFeatureLoss, force=True)
     MODELS.register_module('TestBoxCountLoss', module=BoxCountLoss, force=True)

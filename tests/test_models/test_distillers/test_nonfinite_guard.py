@@ -5,11 +5,9 @@ MMEngine OptimWrapper (SGD with momentum and weight decay), and a tiny mmseg
 PSPNet pair in the AdversarialDistiller (SKD) with its two wrappers.
 """
 import copy
-import logging
 
 import pytest
 import torch
-from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmpretrain.structures import DataSample
@@ -93,23 +91,6 @@ class Poison:
             output.register_hook(lambda g: g * NAN)
             return None
         return output * NAN
-
-
-@pytest.fixture
-def warnings():
-    """Warnings of mmengine's current logger."""
-    records = []
-
-    class Handler(logging.Handler):
-
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    logger = MMLogger.get_current_instance()
-    handler = Handler(level=logging.WARNING)
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def test_nan_logits_step_changes_nothing_and_next_step_trains(

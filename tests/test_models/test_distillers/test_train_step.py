@@ -9,43 +9,20 @@ the CPU inside MMEngine's ``AmpOptimWrapper`` (whose ``__init__`` refuses a
 machine without an accelerator, so only that is replaced).
 """
 import copy
-import logging
 
 import pytest
 import torch
-from mmengine.logging import MMLogger
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
-from mmengine.registry import init_default_scope
-from mmpretrain.structures import DataSample
 
 from mmkd.models.distillers import NonFiniteLossError, TapError
-from mmkd.registry import MODELS
-from mmkd.testing.task_configs import kd_fitnet_distiller
-# the SKD builders of the guard's tests (this folder is on sys.path)
-from test_nonfinite_guard import seg_batch, skd, skd_wrappers  # noqa: E402
+# builders shared with the guard's tests (this folder is on sys.path)
+from test_nonfinite_guard import (batch, distiller, seg_batch,  # noqa: E402
+                                  skd, skd_wrappers)
 
 NAN = float('nan')
 
 
 # --------------------------------------------------------------- builders
-def distiller(teacher_ckpt, **kwargs):
-    init_default_scope('mmpretrain')
-    torch.manual_seed(0)
-    cfg = kd_fitnet_distiller(teacher_ckpt)
-    cfg.update(kwargs)
-    return MODELS.build(cfg).train()
-
-
-def batch(seed, n=4):
-    g = torch.Generator().manual_seed(seed)
-    return dict(
-        inputs=[
-            torch.randint(0, 256, (1, 16, 16), generator=g).float()
-            for _ in range(n)
-        ],
-        data_samples=[DataSample().set_gt_label(i % 5) for i in range(n)])
-
-
 def copied(module):
     return {
         n: t.detach().clone()
@@ -69,23 +46,6 @@ def same_optim_state(a, b):
     return all(
         torch.equal(v, b['state'][i][k]) for i in a['state']
         for k, v in a['state'][i].items())
-
-
-@pytest.fixture
-def warnings():
-    """Warnings of mmengine's current logger."""
-    records = []
-
-    class Handler(logging.Handler):
-
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    logger = MMLogger.get_current_instance()
-    handler = Handler(level=logging.WARNING)
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 # ------------------------------------------------------------ the probe

@@ -5,10 +5,10 @@ from mmkd.models.losses import HCLLoss
 from mmkd.registry import MODELS
 
 
-def _pool(x, l):
-    """Average pool to (l, l) by reshaping; needs l | H and l | W."""
+def _pool(x, size):
+    """Average pool to (size, size) by reshaping; needs size | H, size | W."""
     n, c, h, w = x.shape
-    return x.reshape(n, c, l, h // l, l, w // l).mean(dim=(3, 5))
+    return x.reshape(n, c, size, h // size, size, w // size).mean(dim=(3, 5))
 
 
 def _mse(a, b):
@@ -29,8 +29,9 @@ def _reference(fs, ft):
     else:
         raise NotImplementedError
     total = 0.
-    for l, wt in weights.items():
-        a, b = (fs, ft) if l is None else (_pool(fs, l), _pool(ft, l))
+    for size, wt in weights.items():
+        a, b = (fs, ft) if size is None else (_pool(fs, size),
+                                              _pool(ft, size))
         total = total + wt * _mse(a, b)
     return total / sum(weights.values())
 

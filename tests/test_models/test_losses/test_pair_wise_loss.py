@@ -2,7 +2,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mmkd.models.losses import PairWiseLoss
 from mmkd.registry import MODELS
