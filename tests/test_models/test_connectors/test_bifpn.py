@@ -6,24 +6,14 @@ import torch.nn.functional as F
 from mmkd.models.connectors import BiFPN
 from mmkd.models.connectors.bifpn_blocks import MaxPool2dTFSame
 from mmkd.registry import MODELS
-
-
-def pyramid(channels, size, batch=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return [
-        torch.randn(batch, c, size // 2**i, size // 2**i, generator=g)
-        for i, c in enumerate(channels)
-    ]
+# shared with the BiFPNc tests (this folder is on sys.path)
+from test_bifpnc import pyramid, randomize_bn  # noqa: E402
 
 
 def randomize(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+    """Random BN statistics / affine and distinct positive fusion weights."""
+    randomize_bn(module, seed)
+    g = torch.Generator().manual_seed(seed + 1)
     for name, p in module.named_parameters():
         if 'fusion' in name:  # distinct positive fusion weights
             p.data.copy_(torch.rand(p.shape, generator=g) + 0.2)

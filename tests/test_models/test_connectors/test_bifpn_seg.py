@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 from mmkd.models.connectors import BiFPNSeg
 from mmkd.registry import MODELS
+# shared with the BiFPNc tests (this folder is on sys.path)
+from test_bifpnc import randomize_bn  # noqa: E402
 
 # Non-power-of-two sizes: the resizes must go to the other level's size.
 SIZES = [(12, 10), (6, 5), (3, 3)]
@@ -23,15 +25,8 @@ def feats(channels, sizes=SIZES, batch=2, seed=0, requires_grad=False):
 
 
 def randomize(module, seed=0):
-    """Random BN statistics / affine and depthwise weights, eval mode."""
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    """Random BN statistics / affine, eval mode."""
+    randomize_bn(module, seed)
     module.eval()
 
 
