@@ -244,6 +244,25 @@ def test_a_skipped_step_leaves_the_queues_as_they_were(tmp_path):
     assert memory.region_queue.shape not in sizes
 
 
+def test_a_step_that_raises_leaves_no_undo_log(tmp_path):
+    """An exception inside the step (here in a loss) propagates, and the
+    memory stops recording its writes: no log grows after the failed
+    step."""
+    model, ow = built_config(tmp_path)
+    memory = model.connectors['cirkd_memory']
+
+    def fail(*_):
+        raise RuntimeError('loss failed')
+
+    handle = model.distill_losses['loss_kd'].register_forward_hook(fail)
+    with pytest.raises(RuntimeError, match='loss failed'):
+        model.train_step(hand_made_batch(0), ow)
+    assert memory._undo_log is None
+    handle.remove()
+    model.train_step(hand_made_batch(1), ow)
+    assert memory._undo_log is None
+
+
 def test_config_sizes():
     """The configs' memory is the authors' (Cityscapes) or the nuclei
     setting's, and every contrast set fits its queue."""

@@ -325,3 +325,31 @@ def test_a_resumed_run_whose_last_log_cannot_be_released_is_refused(
         collector.release(str(tmp_path / 'work'), ['kd'],
                           str(tmp_path / 'released'))
     assert not (tmp_path / 'released' / 'kd' / 'seed0.log').exists()
+
+
+@pytest.mark.parametrize('metric, value', [('accuracy/top1', 79.13000011),
+                                           ('mIoU', 63.99999857),
+                                           ('coco/bbox_mAP', 0.117)])
+def test_a_run_with_unrounded_scalars_is_released(tmp_path, collector, metric,
+                                                  value):
+    """MMEngine writes a metric unrounded to scalars.json and to 4 decimals
+    to the text log: the text log still gives the run's final validation,
+    so the run is released; a last log 1e-4 off is refused."""
+    seed = tmp_path / 'work' / 'kd' / 'seed0'
+    stamp = seed / '20260101_000000'
+    (stamp / 'vis_data').mkdir(parents=True)
+    (stamp / 'vis_data' / 'scalars.json').write_text(
+        json.dumps({metric: value, 'step': 4}) + '\n')
+    log = stamp / '20260101_000000.log'
+    log.write_text(
+        '2026/01/01 00:00:00 - mmengine - INFO - Epoch(val) [4][20/20]'
+        f'    {metric}: {value:.4f}  data_time: 0.1\n')
+    (seed / 'done').write_text('')
+    released = tmp_path / 'released'
+    collector.release(str(tmp_path / 'work'), ['kd'], str(released), metric)
+    assert (released / 'kd' / 'seed0.log').read_text() == log.read_text()
+    log.write_text(log.read_text().replace(f'{value:.4f}',
+                                           f'{value + 1e-4:.4f}'))
+    with pytest.raises(SystemExit, match='does not end with'):
+        collector.release(str(tmp_path / 'work'), ['kd'],
+                          str(tmp_path / 'again'), metric)

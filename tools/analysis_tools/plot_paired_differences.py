@@ -25,13 +25,7 @@ import shlex
 import sys
 from typing import Dict, List, Optional
 
-from training_logs import replace_marked_block
-
-METRIC_NAMES = {
-    'accuracy/top1': 'top-1',
-    'mIoU': 'mIoU',
-    'coco/bbox_mAP': 'box AP'
-}
+from training_logs import METRIC_NAMES, replace_marked_block
 
 
 def rows(results: dict) -> List[Dict]:

@@ -20,6 +20,14 @@ import os.path as osp
 import re
 from typing import Dict, List, Optional
 
+#: Short names of the task libraries' metrics, for tables and plots.
+METRIC_NAMES = {'accuracy/top1': 'top-1', 'mIoU': 'mIoU',
+                'coco/bbox_mAP': 'box AP', 'coco/bbox_mAP_50': 'box AP50'}
+#: Metrics logged as fractions, shown in %.
+METRIC_SCALES = {'coco/bbox_mAP': 100.0, 'coco/bbox_mAP_50': 100.0}
+#: The text log rounds a metric to 4 decimals (scalars.json does not).
+TEXT_LOG_ROUNDING = 0.5e-4
+
 _LINE = re.compile(r'^(?P<stamp>(?:\d{4}/)?\d{2}/\d{2} \d{2}:\d{2}:\d{2}) - '
                    r'\S+ - \w+ - (?P<loop>Epoch|Iter)\((?P<mode>train|val)\)'
                    r'\s*(?:\[\s*(?P<epoch>\d+)\])?\[\s*(?P<cur>\d+)/'

@@ -58,13 +58,10 @@ sys.path.insert(
                 'analysis_tools'))
 from paired_stats import (comparison_lines, format_mean_std,  # noqa: E402
                           paired_comparison, seed_key)
-from training_logs import (load_run, replace_marked_block,  # noqa: E402
+from training_logs import (METRIC_NAMES, METRIC_SCALES,  # noqa: E402
+                           TEXT_LOG_ROUNDING, load_run, replace_marked_block,
                            series, text_log, timestamp_dirs)
 
-METRIC_NAMES = {'accuracy/top1': 'top-1', 'mIoU': 'mIoU',
-                'coco/bbox_mAP': 'box AP', 'coco/bbox_mAP_50': 'box AP50'}
-#: Metrics logged as fractions, shown in %.
-METRIC_SCALES = {'coco/bbox_mAP': 100.0, 'coco/bbox_mAP_50': 100.0}
 Arms = List[Tuple[str, str]]  # (work-dir name, label); the first: baseline
 
 
@@ -127,8 +124,8 @@ def release(work: str,
     interrupted and resumed, the last one, which ends with the final
     validation, the earlier ones as ``seed<N>.interrupted.log`` or, for
     several, ``seed<N>.interrupted1.log``, ... in order; refused when that
-    last log does not give the run's final validation ``metric``) and the
-    test / fit json."""
+    last log does not give the run's final validation ``metric``, to the
+    text log's 4 decimals) and the test / fit json."""
     import shutil
     for run in runs:
         files = seed_files(osp.join(work, run))
@@ -140,7 +137,10 @@ def release(work: str,
                 raise SystemExit(f'{path}: finished, but a timestamp dir '
                                  'holds no text log to release')
             *earlier, last = logs
-            if final_val(last, metric) != final_val(path, metric):
+            logged, final = final_val(last, metric), final_val(path, metric)
+            scale = METRIC_SCALES.get(metric, 1.0)
+            if logged is None or final is None or abs(logged - final) > (
+                    TEXT_LOG_ROUNDING * (1 + 1e-3) * scale):
                 raise SystemExit(
                     f'{path}: its last log {last} does not end with the '
                     "run's final validation; release this seed by hand")

@@ -250,7 +250,9 @@ class CIRKDMemory(BaseModule):
         self._undo_log = None
 
     def __getstate__(self) -> dict:
-        return dict(self.__dict__, _undo_log=None)  # a step's log
+        state = super().__getstate__()
+        state['_undo_log'] = None  # a step's log
+        return state
 
     def undo(self) -> None:
         """Put back every value recorded since :meth:`start_undo_log`,

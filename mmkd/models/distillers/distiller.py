@@ -387,12 +387,17 @@ class Distiller(BaseModel):
         model = self if model is None else model
         student_ow = self._student_optim_wrapper(optim_wrapper)
         snapshot = self.guard.snapshot.take(self)  # before BN changes
-        with student_ow.optim_context(model):
-            data = self.data_preprocessor(data, True)
-            losses, carried = self._train_forward(model, data)
-        parsed_loss, log_vars = self.parse_losses(losses)
-        skipped = self.guard.update_params(student_ow, parsed_loss, log_vars,
-                                           snapshot, self._param_names)
+        try:
+            with student_ow.optim_context(model):
+                data = self.data_preprocessor(data, True)
+                losses, carried = self._train_forward(model, data)
+            parsed_loss, log_vars = self.parse_losses(losses)
+            skipped = self.guard.update_params(student_ow, parsed_loss,
+                                               log_vars, snapshot,
+                                               self._param_names)
+        except BaseException:
+            snapshot.discard()  # modules that undo their writes stop logging
+            raise
         log_vars.update(skipped)
         log_vars.update(
             self._after_student_update(optim_wrapper, carried, bool(skipped)))

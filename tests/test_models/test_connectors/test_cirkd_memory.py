@@ -3,6 +3,7 @@
 semantics, state, size, bad input and 2-process DDP."""
 import copy
 import os.path as osp
+import pickle
 import re
 
 import pytest
@@ -274,3 +275,19 @@ def test_undo_puts_back_every_write_and_the_log_is_not_state():
     memory.stop_undo_log()
     memory.enqueue(embed, labels)
     assert memory._undo_log is None
+
+
+def test_a_recording_or_compiled_memory_pickles_without_its_log():
+    """The undo log is a step's, not state: a pickled copy taken while
+    recording has none; a compiled module still pickles (nn.Module's own
+    state handling is kept)."""
+    memory = CIRKDMemory(4, 6, num_classes=2, pixel_memory_size=5,
+                         region_memory_size=3, pixel_contrast_size=2,
+                         region_contrast_size=2, pixel_update_freq=2)
+    memory.start_undo_log()
+    assert memory._undo_log is not None
+    copied = pickle.loads(pickle.dumps(memory))
+    assert copied._undo_log is None and memory._undo_log is not None
+    assert torch.equal(copied.pixel_queue, memory.pixel_queue)
+    memory.compile()
+    assert pickle.loads(pickle.dumps(memory))._undo_log is None
