@@ -160,11 +160,11 @@ class _RelationKLSum(torch.autograd.Function):
         grad, left_S, right_S = ctx.saved_tensors
         grad_left = grad_right = None
         if ctx.needs_input_grad[0]:  # d S / d left: G right
-            grad_left = (grad @ right_S.to(grad.dtype)).to(
-                left_S.dtype) * grad_output
+            grad_left = ((grad @ right_S.to(grad.dtype)) *
+                         grad_output).to(left_S.dtype)
         if ctx.needs_input_grad[1]:  # d S / d right: G^T left
-            grad_right = (grad.T @ left_S.to(grad.dtype)).to(
-                right_S.dtype) * grad_output
+            grad_right = ((grad.T @ left_S.to(grad.dtype)) *
+                          grad_output).to(right_S.dtype)
         return grad_left, grad_right, None, None, None
 
 
@@ -254,7 +254,7 @@ class _SelfRelationKLSum(torch.autograd.Function):
                 S = left_S[I] @ x_S[J].T  # overwritten by the gradient
                 T = left_T[I] @ x_T[J].T
                 if work is None:
-                    work = _Workspace(step, group,
+                    work = _Workspace(min(step, group), group,
                                       torch.promote_types(
                                           S.dtype, torch.float32),
                                       S.device, columns=num > 1, exact=exact)
@@ -289,8 +289,9 @@ class _SelfRelationKLSum(torch.autograd.Function):
                 G = next(tiles)  # d / d S_ij; S_ij = scale x_i x_j^T
                 grad_x[rows_i] += G @ x[rows_j]
                 grad_x[rows_j] += G.T @ x[rows_i]
-        return (grad_x.to(x_S.dtype) * (ctx.scale * grad_output), None, None,
-                None)
+        # scaled before the cast: one rounding for a low-precision leaf
+        return ((grad_x * (ctx.scale * grad_output)).to(x_S.dtype), None,
+                None, None)
 
 
 def self_relation_kl_sum(x_S: Tensor,
@@ -305,15 +306,19 @@ def self_relation_kl_sum(x_S: Tensor,
     The relations are made tile by tile, ``(group, group)`` each, and only
     the tiles ``(i, j)`` with ``i <= j``: tile ``(j, i)`` is the transpose
     of ``(i, j)``, so its row softmax terms are the column softmax terms of
-    ``(i, j)``: after two passes over the tile for the columns' log-sum-exp,
-    the pass over its rows gives both. This saves the products of the tiles
+    ``(i, j)``: after two passes over each of the two tiles (teacher's and
+    student's) for the columns' log-sum-exp, the pass over its rows gives
+    both. This saves the products of the tiles
     below the diagonal (``B (B - 1) / 2`` of the ``B^2``, for the teacher
     and the student) and as many of the backward's (``B (B + 1)`` products
     instead of ``2 B^2``: 6 instead of 8 for 2 images). The
     ``B (B + 1) / 2`` tiles of the
     gradient are kept for the backward pass (written over the student's
-    tiles) and one teacher tile at a time. When a tile has more than
-    ``TILE_ELEMENTS`` elements it falls back to :func:`relation_kl_sum`.
+    tiles) and one teacher tile at a time: ``(B (B + 1) / 2 + 1) N^2``
+    elements at most, against the ``B^2 N^2`` of :func:`relation_kl_sum`'s
+    whole gradient. One image (``B = 1``) whose tile has more than
+    ``TILE_ELEMENTS`` elements goes to :func:`relation_kl_sum`, which makes
+    the teacher's relations ``TEACHER_BLOCK_ELEMENTS`` at a time.
 
     Args:
         x_S (Tensor): ``(R, C_s)``; gradients reach it.
@@ -326,6 +331,6 @@ def self_relation_kl_sum(x_S: Tensor,
         Tensor: Scalar, as :func:`relation_kl_sum`.
     """
     _check_factors(x_S, x_S, x_T, x_T, group, 'self_relation_kl_sum')
-    if group * group > TILE_ELEMENTS:
+    if x_S.shape[0] == group and group * group > TILE_ELEMENTS:
         return relation_kl_sum(x_S * scale, x_S, x_T * scale, x_T, group)
     return _SelfRelationKLSum.apply(x_S, x_T.detach(), scale, group)

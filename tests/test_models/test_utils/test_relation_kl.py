@@ -152,16 +152,21 @@ def test_self_relations_match_the_whole_matrices(monkeypatch, images, block):
     assert rel(grad, grad_ref) <= 1e-12
 
 
-def test_self_relations_fall_back_above_the_tile_size(monkeypatch):
+@pytest.mark.parametrize('images, general_path', [(1, True), (2, False)])
+def test_self_relations_fall_back_above_the_tile_size(monkeypatch, images,
+                                                      general_path):
+    """Above the tile size one image goes to the general path (its teacher
+    blocks are smaller than a tile); two or more keep their tiles, which
+    hold less than the general path's whole gradient."""
     monkeypatch.setattr(relation_kl, 'TILE_ELEMENTS', 15)  # < 4 x 4
     called = []
     general = relation_kl._RelationKLSum.apply
     monkeypatch.setattr(relation_kl._RelationKLSum, 'apply',
                         lambda *args: called.append(1) or general(*args))
-    x, _, y, _ = factors(8, 1, 3, 5)
+    x, _, y, _ = factors(4 * images, 1, 3, 5)
     x.requires_grad_(True)
     value = relation_kl.self_relation_kl_sum(x, y, 2.5, group=4)
-    assert called == [1]
+    assert called == ([1] if general_path else [])
     ref = kl_reference(x * 2.5, x, y * 2.5, y, 4)
     assert rel(value, ref) <= 1e-12
     grad, = torch.autograd.grad(value, x)
@@ -210,6 +215,32 @@ def test_an_underflowing_softmax_at_column_0_reruns_exactly(monkeypatch):
     assert torch.isfinite(value) and rel(value, ref) <= 1e-12
     grad, = torch.autograd.grad(value, left_S)
     grad_ref, = torch.autograd.grad(ref, left_S)
+    assert rel(grad, grad_ref) <= 1e-12
+
+
+def test_self_relations_rerun_exactly_once_where_column_0_underflows(
+        monkeypatch):
+    """The self-relation path reads the log-sum-exp at column 0 too: an
+    underflow there runs the tiles again the exact way, once, and the value
+    and gradient are the whole matrices' formula."""
+    runs = []
+    tiled = relation_kl._SelfRelationKLSum.relations
+    monkeypatch.setattr(relation_kl._SelfRelationKLSum, 'relations',
+                        lambda *args, exact: runs.append(exact) or tiled(
+                            *args, exact=exact))
+    x, _, y, _ = factors(8, 1, 3, 3)
+    x.requires_grad_(True)
+    relation_kl.self_relation_kl_sum(x, y, 1., group=4)
+    assert runs == [False]
+    y = y.clone()
+    y[0] = torch.tensor([-1000., 0., 0.])  # row 0: its own column 0 wins
+    y[1] = torch.tensor([1000., 0., 0.])  # row 1: p_t[1, 0] underflows
+    value = relation_kl.self_relation_kl_sum(x, y, 1., group=4)
+    assert runs == [False, False, True]
+    ref = kl_reference(x, x, y, y, 4)
+    assert torch.isfinite(value) and rel(value, ref) <= 1e-12
+    grad, = torch.autograd.grad(value, x)
+    grad_ref, = torch.autograd.grad(ref, x)
     assert rel(grad, grad_ref) <= 1e-12
 
 
