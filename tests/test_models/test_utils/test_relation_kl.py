@@ -264,3 +264,42 @@ def test_self_relations_bf16_gradient_as_accurate_as_the_general_path():
         value.backward()
         errors.append(rel(leaf.grad.double(), exact))
     assert errors[0] <= 1.3 * errors[1]
+
+
+@pytest.mark.parametrize('device', [
+    'cpu',
+    pytest.param(
+        'cuda',
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(
+                not torch.cuda.is_available(), reason='needs a CUDA device')
+        ])
+])
+@pytest.mark.parametrize('symmetric', [True, False])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize('scale', [10., 200.])
+def test_cirkd_sizes_on_the_device_match_the_float64_formula(
+        device, symmetric, dtype, scale):
+    """CIRKD's mini-batch setting (unit embeddings; tau 0.1, and tau 0.005,
+    where softmax entries underflow at column 0 and the exact rerun runs)
+    on the device, float32 or bf16 autocast: value and gradient near the
+    float64 formula on the CPU."""
+    g = torch.Generator().manual_seed(0)
+    B, N = 3, 64
+    x = F.normalize(torch.randn(B * N, 16, generator=g), dim=1)
+    y = F.normalize(torch.randn(B * N, 24, generator=g), dim=1)
+    x64, y64 = x.double().requires_grad_(True), y.double()
+    exact = kl_reference(x64 * scale, x64, y64 * scale, y64, N)
+    grad_exact, = torch.autograd.grad(exact, x64)
+    leaf = x.to(device).requires_grad_(True)
+    y_dev = y.to(device)
+    with torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32):
+        value = (relation_kl.self_relation_kl_sum(leaf, y_dev, scale, N)
+                 if symmetric else relation_kl_sum(
+                     leaf * scale, leaf, y_dev * scale, y_dev, N))
+    assert value.device.type == device and value.dtype == torch.float32
+    value.backward()
+    tol = 1e-4 if dtype == torch.float32 else 5e-2
+    assert rel(value.cpu().double(), exact) <= tol
+    assert rel(leaf.grad.cpu().double(), grad_exact) <= tol
