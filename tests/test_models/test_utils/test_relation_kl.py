@@ -19,6 +19,24 @@ def rel(a, b):
     return float((a - b).detach().norm() / b.detach().norm())
 
 
+def record_runs(monkeypatch, function):
+    """Record the ``exact`` flag of every call of ``function.relations``."""
+    runs = []
+    relations = function.relations
+    monkeypatch.setattr(
+        function, 'relations', lambda *args, exact: runs.append(exact) or
+        relations(*args, exact=exact))
+    return runs
+
+
+def assert_value_and_grad(value, ref, leaf, tol=1e-12):
+    """``value`` and its gradient w.r.t. ``leaf`` match ``ref``'s."""
+    assert torch.isfinite(value) and rel(value, ref) <= tol
+    grad, = torch.autograd.grad(value, leaf)
+    grad_ref, = torch.autograd.grad(ref, leaf)
+    assert rel(grad, grad_ref) <= tol
+
+
 def factors(R, M, C_s, C_t, dtype=torch.float64, seed=0):
     g = torch.Generator().manual_seed(seed)
     return [(2 * torch.randn(n, c, generator=g, dtype=dtype))
@@ -167,11 +185,7 @@ def test_self_relations_fall_back_above_the_tile_size(monkeypatch, images,
     x.requires_grad_(True)
     value = relation_kl.self_relation_kl_sum(x, y, 2.5, group=4)
     assert called == ([1] if general_path else [])
-    ref = kl_reference(x * 2.5, x, y * 2.5, y, 4)
-    assert rel(value, ref) <= 1e-12
-    grad, = torch.autograd.grad(value, x)
-    grad_ref, = torch.autograd.grad(ref, x)
-    assert rel(grad, grad_ref) <= 1e-12
+    assert_value_and_grad(value, kl_reference(x * 2.5, x, y * 2.5, y, 4), x)
 
 
 def test_self_relations_with_large_logits_stay_finite():
@@ -181,11 +195,8 @@ def test_self_relations_with_large_logits_stay_finite():
     y = torch.tensor([[0., 1.], [1., 0.], [1., 0.], [0., 1.]],
                      dtype=torch.float64)
     value = relation_kl.self_relation_kl_sum(x, y, 1000., group=2)
-    ref = kl_reference(x * 1000., x, y * 1000., y, 2)
-    assert torch.isfinite(value) and rel(value, ref) <= 1e-12
-    grad, = torch.autograd.grad(value, x)
-    grad_ref, = torch.autograd.grad(ref, x)
-    assert torch.isfinite(grad).all() and rel(grad, grad_ref) <= 1e-12
+    assert_value_and_grad(value,
+                          kl_reference(x * 1000., x, y * 1000., y, 2), x)
 
 
 def test_self_relations_refuse_a_group_not_dividing_the_pixels():
@@ -197,11 +208,7 @@ def test_self_relations_refuse_a_group_not_dividing_the_pixels():
 def test_an_underflowing_softmax_at_column_0_reruns_exactly(monkeypatch):
     """The log-sum-exp is read at column 0; where the softmax there is 0
     the whole call runs again the exact way, once."""
-    runs = []
-    general = relation_kl._RelationKLSum.relations
-    monkeypatch.setattr(relation_kl._RelationKLSum, 'relations',
-                        lambda *args, exact: runs.append(exact) or general(
-                            *args, exact=exact))
+    runs = record_runs(monkeypatch, relation_kl._RelationKLSum)
     left_S, right_S, left_T, right_T = factors(6, 4, 3, 3)
     left_S.requires_grad_(True)
     relation_kl_sum(left_S, right_S, left_T, right_T)
@@ -211,11 +218,8 @@ def test_an_underflowing_softmax_at_column_0_reruns_exactly(monkeypatch):
     right_T = torch.eye(4, 3, dtype=torch.float64)
     value = relation_kl_sum(left_S, right_S, left_T, right_T)
     assert runs == [False, False, True]
-    ref = kl_reference(left_S, right_S, left_T, right_T, 4)
-    assert torch.isfinite(value) and rel(value, ref) <= 1e-12
-    grad, = torch.autograd.grad(value, left_S)
-    grad_ref, = torch.autograd.grad(ref, left_S)
-    assert rel(grad, grad_ref) <= 1e-12
+    assert_value_and_grad(
+        value, kl_reference(left_S, right_S, left_T, right_T, 4), left_S)
 
 
 def test_self_relations_rerun_exactly_once_where_column_0_underflows(
@@ -223,11 +227,7 @@ def test_self_relations_rerun_exactly_once_where_column_0_underflows(
     """The self-relation path reads the log-sum-exp at column 0 too: an
     underflow there runs the tiles again the exact way, once, and the value
     and gradient are the whole matrices' formula."""
-    runs = []
-    tiled = relation_kl._SelfRelationKLSum.relations
-    monkeypatch.setattr(relation_kl._SelfRelationKLSum, 'relations',
-                        lambda *args, exact: runs.append(exact) or tiled(
-                            *args, exact=exact))
+    runs = record_runs(monkeypatch, relation_kl._SelfRelationKLSum)
     x, _, y, _ = factors(8, 1, 3, 3)
     x.requires_grad_(True)
     relation_kl.self_relation_kl_sum(x, y, 1., group=4)
@@ -237,11 +237,7 @@ def test_self_relations_rerun_exactly_once_where_column_0_underflows(
     y[1] = torch.tensor([1000., 0., 0.])  # row 1: p_t[1, 0] underflows
     value = relation_kl.self_relation_kl_sum(x, y, 1., group=4)
     assert runs == [False, False, True]
-    ref = kl_reference(x, x, y, y, 4)
-    assert torch.isfinite(value) and rel(value, ref) <= 1e-12
-    grad, = torch.autograd.grad(value, x)
-    grad_ref, = torch.autograd.grad(ref, x)
-    assert rel(grad, grad_ref) <= 1e-12
+    assert_value_and_grad(value, kl_reference(x, x, y, y, 4), x)
 
 
 def test_self_relations_bf16_gradient_as_accurate_as_the_general_path():
