@@ -248,11 +248,11 @@ class _SelfRelationKLSum(torch.autograd.Function):
         work = None
         total = x_S.new_zeros((), dtype=torch.float64)
         grads = []
-        for i, I in enumerate(tiles):
+        for i, rows_i in enumerate(tiles):
             for j in range(i, num):
-                J = tiles[j]
-                S = left_S[I] @ x_S[J].T  # overwritten by the gradient
-                T = left_T[I] @ x_T[J].T
+                rows_j = tiles[j]
+                S = left_S[rows_i] @ x_S[rows_j].T  # overwritten by the grad
+                T = left_T[rows_i] @ x_T[rows_j].T
                 if work is None:
                     work = _Workspace(min(step, group), group,
                                       torch.promote_types(
@@ -308,11 +308,10 @@ def self_relation_kl_sum(x_S: Tensor,
     of ``(i, j)``, so its row softmax terms are the column softmax terms of
     ``(i, j)``: after two passes over each of the two tiles (teacher's and
     student's) for the columns' log-sum-exp, the pass over its rows gives
-    both. This saves the products of the tiles
-    below the diagonal (``B (B - 1) / 2`` of the ``B^2``, for the teacher
-    and the student) and as many of the backward's (``B (B + 1)`` products
-    instead of ``2 B^2``: 6 instead of 8 for 2 images). The
-    ``B (B + 1) / 2`` tiles of the
+    both. This saves the products of the tiles below the diagonal
+    (``B (B - 1) / 2`` of the ``B^2``, for the teacher and the student) and
+    as many of the backward's (``B (B + 1)`` products instead of ``2 B^2``:
+    6 instead of 8 for 2 images). The ``B (B + 1) / 2`` tiles of the
     gradient are kept for the backward pass (written over the student's
     tiles) and one teacher tile at a time: ``(B (B + 1) / 2 + 1) N^2``
     elements at most, against the ``B^2 N^2`` of :func:`relation_kl_sum`'s
