@@ -102,6 +102,11 @@ class _Workspace:
         return top + total.log()
 
 
+def _tiles(num: int, group: int) -> List[slice]:
+    """The rows (or columns) of each of the ``num`` tiles of ``group``."""
+    return [slice(i * group, (i + 1) * group) for i in range(num)]
+
+
 def _kl_and_grads(relations: Callable, *args) -> Tuple[Tensor, Any]:
     """``relations(*args, exact=False)``, run again with ``exact=True``
     when a row's softmax underflowed at column 0 (the first run's
@@ -242,22 +247,20 @@ class _SelfRelationKLSum(torch.autograd.Function):
         """The summed KL and the gradient's tiles ``(i, j)``, ``i <= j``, row
         by row; ``None`` for the KL when ``exact=False`` cannot give it."""
         num = x_S.shape[0] // group
-        tiles = [slice(i * group, (i + 1) * group) for i in range(num)]
+        tiles = _tiles(num, group)
         left_S, left_T = x_S * scale, x_T * scale
         step = max(1, BLOCK_ELEMENTS // group)
-        work = None
+        # the softmax work in float32, or float64 for float64 factors (the
+        # tiles' dtype promoted: autocast lowers only float32 products)
+        work = _Workspace(min(step, group), group,
+                          torch.promote_types(x_S.dtype, torch.float32),
+                          x_S.device, columns=num > 1, exact=exact)
         total = x_S.new_zeros((), dtype=torch.float64)
         grads = []
         for i, rows_i in enumerate(tiles):
-            for j in range(i, num):
-                rows_j = tiles[j]
+            for j, rows_j in enumerate(tiles[i:], i):
                 S = left_S[rows_i] @ x_S[rows_j].T  # overwritten by the grad
                 T = left_T[rows_i] @ x_T[rows_j].T
-                if work is None:
-                    work = _Workspace(min(step, group), group,
-                                      torch.promote_types(
-                                          S.dtype, torch.float32),
-                                      S.device, columns=num > 1, exact=exact)
                 columns = None
                 if i != j:  # tile (j, i) is the transpose of (i, j)
                     columns = (work.column_lse(T, step),
@@ -281,12 +284,11 @@ class _SelfRelationKLSum(torch.autograd.Function):
         # summed in at least float32: one rounding per product under autocast
         grad_x = torch.zeros_like(
             x, dtype=torch.promote_types(x.dtype, torch.float32))
-        tiles = iter(grads)
-        for i in range(ctx.num):
-            rows_i = slice(i * group, (i + 1) * group)
-            for j in range(i, ctx.num):
-                rows_j = slice(j * group, (j + 1) * group)
-                G = next(tiles)  # d / d S_ij; S_ij = scale x_i x_j^T
+        grads = iter(grads)
+        tiles = _tiles(ctx.num, group)
+        for i, rows_i in enumerate(tiles):
+            for rows_j in tiles[i:]:
+                G = next(grads)  # d / d S_ij; S_ij = scale x_i x_j^T
                 grad_x[rows_i] += G @ x[rows_j]
                 grad_x[rows_j] += G.T @ x[rows_i]
         # scaled before the cast: one rounding for a low-precision leaf
